@@ -1,0 +1,14 @@
+"""trainer-compat: check any torch.nn.Module against what Hugging Face Trainer expects of it."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from trainer_compat.checker import check
+from trainer_compat.errors import TargetError, UsageError
+from trainer_compat.features import Feature
+from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.report import Report
+
+__all__ = ["Feature", "Finding", "Location", "Report", "Severity", "TargetError", "UsageError", "check",
+           "__version__"]

@@ -1,0 +1,125 @@
+"""target -> model -> protocol for these features -> findings -> Report."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch.nn as nn
+
+from trainer_compat.errors import TargetError, UsageError
+from trainer_compat.features import TrainingSetup, build_setup
+from trainer_compat.findings import Finding
+from trainer_compat.report import MemberRow, Report
+from trainer_compat.rules import ALL_RULES, Context
+from trainer_compat.subject import Subject
+from trainer_compat.versions import installed_torch, installed_transformers
+
+# Shown in the member table whatever the arguments: what any wrapper author wants to see.
+_ALWAYS_SHOWN = ("forward", "config", "gradient_checkpointing_enable", "activation_checkpointing_enable",
+                 "get_input_embeddings", "generate", "generation_config", "_no_split_modules",
+                 "_keys_to_ignore_on_save", "accepts_loss_kwargs", "main_input_name")
+
+
+def check(
+    model_or_class: Any,
+    args: Any = None,
+    trainer: str = "trainer",
+    *,
+    init_kwargs: dict[str, Any] | None = None,
+    target: str | None = None,
+) -> Report:
+    """Check a model (instance, class or zero-argument factory) against the installed Trainer's protocol.
+
+    ``args`` is a ``TrainingArguments`` or a dict of its fields (None: Trainer's defaults);
+    ``trainer`` is ``"trainer"`` or ``"seq2seq"``.
+    """
+    setup = build_setup(args, trainer)
+    subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs)
+    return check_subject(subject, setup)
+
+
+def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None) -> Subject:
+    name = target or getattr(obj, "__qualname__", type(obj).__qualname__)
+    if isinstance(obj, nn.Module):
+        return Subject.of(obj, name)
+    if isinstance(obj, type):
+        if not issubclass(obj, nn.Module):
+            raise TargetError(name, f"{obj.__qualname__} is not a torch.nn.Module subclass")
+        return _instantiate(obj, name, init_kwargs or {})
+    if callable(obj):
+        return _from_factory(obj, name, init_kwargs or {})
+    raise TargetError(name, f"a {type(obj).__name__} is not a torch.nn.Module, a class or a factory")
+
+
+def _missing_required(func: Any, kwargs: dict[str, Any], skip_self: bool) -> list[str]:
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    if skip_self:
+        params = params[1:]
+    return [p.name for p in params if p.default is inspect.Parameter.empty and p.name not in kwargs
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _instantiate(cls: type, name: str, kwargs: dict[str, Any]) -> Subject:
+    missing = _missing_required(cls.__init__, kwargs, skip_self=True)
+    if missing:
+        subject = Subject(cls=cls, target=name,
+                          not_built=f"__init__ needs {', '.join(missing)} (pass --init-kwargs)")
+        return subject
+    try:
+        instance = cls(**kwargs)
+    except Exception as exc:
+        raise TargetError(name, f"{cls.__qualname__}(**{kwargs!r}) raised {type(exc).__name__}: {exc}") from exc
+    return Subject.of(instance, name)
+
+
+def _from_factory(func: Any, name: str, kwargs: dict[str, Any]) -> Subject:
+    missing = _missing_required(func, kwargs, skip_self=False)
+    if missing:
+        raise TargetError(name, f"factory needs arguments {', '.join(missing)} (pass --init-kwargs)")
+    try:
+        result = func(**kwargs)
+    except Exception as exc:
+        raise TargetError(name, f"factory raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(result, nn.Module):
+        raise TargetError(name, f"factory returned a {type(result).__name__}, not a torch.nn.Module")
+    return Subject.of(result, name)
+
+
+def check_subject(subject: Subject, setup: TrainingSetup) -> Report:
+    version = installed_transformers()
+    ctx = Context(subject=subject, setup=setup, version=version)
+    if subject.not_built:
+        ctx.skip("instance checks", f"{subject.cls.__qualname__} was not built: {subject.not_built}")
+    findings: list[Finding] = []
+    for rule in ALL_RULES:
+        findings.extend(rule().check(ctx))
+    findings.sort(key=lambda f: (-f.severity.rank, f.rule))
+    return Report(
+        target=subject.target,
+        transformers_version=str(version),
+        torch_version=installed_torch(),
+        trainer=setup.trainer,
+        features=tuple(sorted(f.value for f in setup.features)),
+        findings=findings,
+        members=_member_rows(ctx),
+        skipped=list(ctx.skipped),
+        location=subject.location,
+    )
+
+
+def _member_rows(ctx: Context) -> list[MemberRow]:
+    needed: dict[str, set[str]] = {}
+    for req in ctx.requirements:
+        needed.setdefault(req.member, set()).update(f.value for f in req.features & ctx.setup.features)
+    rows = []
+    for name in dict.fromkeys([*needed, *_ALWAYS_SHOWN]):
+        info = ctx.subject.member(name)
+        rows.append(MemberRow(name, info.provenance.value, info.describe(), tuple(sorted(needed.get(name, ())))))
+    return rows
+
+
+__all__ = ["check", "build_subject", "check_subject", "UsageError"]

@@ -1,0 +1,175 @@
+"""What a TrainingArguments switches on: the features whose protocol applies.
+
+The arguments are always validated by constructing the real ``TrainingArguments`` (or
+``Seq2SeqTrainingArguments``) of the installed transformers, so invalid fields are reported exactly
+as transformers reports them.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer_compat.errors import UsageError
+
+
+class Feature(str, enum.Enum):
+    TRAIN = "train"
+    CHECKPOINTING = "gradient_checkpointing"
+    SAVE = "save_checkpoints"
+    EVAL = "evaluation"
+    PREDICT_WITH_GENERATE = "predict_with_generate"
+    REMOVE_UNUSED_COLUMNS = "remove_unused_columns"
+    LABEL_SMOOTHING = "label_smoothing"
+    GRAD_ACCUM = "gradient_accumulation"
+    NEFTUNE = "neftune"
+    LOAD_BEST = "load_best_model_at_end"
+    RESUME = "resume_from_checkpoint"
+    FSDP = "fsdp"
+    DEEPSPEED = "deepspeed"
+    TORCH_COMPILE = "torch_compile"
+    PUSH_TO_HUB = "push_to_hub"
+
+
+TRAINER_KINDS = ("trainer", "seq2seq")
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """The validated arguments, the trainer kind and the features they switch on."""
+
+    args: Any  # a transformers TrainingArguments
+    trainer: str
+    features: frozenset[Feature]
+    deepspeed_config: Mapping[str, Any] | None = None
+
+    def has(self, feature: Feature) -> bool:
+        return feature in self.features
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        return int(self.args.gradient_accumulation_steps)
+
+
+def load_args_spec(spec: str) -> dict[str, Any]:
+    """``--args``: an inline JSON object, or a path to a .json/.yaml/.yml file."""
+    text = spec.strip()
+    if text.startswith("{"):
+        return _as_mapping(_parse_json(text, "--args"), "--args")
+    path = Path(spec)
+    if not path.is_file():
+        raise UsageError(f"--args: {spec!r} is neither a JSON object nor an existing file")
+    content = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(content)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"--args: {spec}: invalid YAML: {exc}".splitlines()[0]) from exc
+    else:
+        data = _parse_json(content, spec)
+    return _as_mapping(data or {}, spec)
+
+
+def _parse_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: invalid JSON: {exc}") from exc
+
+
+def _as_mapping(data: Any, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: expected an object of TrainingArguments fields, got {type(data).__name__}")
+    return data
+
+
+def build_setup(args: Any = None, trainer: str = "trainer") -> TrainingSetup:
+    """Validate ``args`` (a TrainingArguments, a dict of its fields, or None) into a TrainingSetup."""
+    if trainer not in TRAINER_KINDS:
+        raise UsageError(f"--trainer: unknown trainer kind {trainer!r} (choose from {', '.join(TRAINER_KINDS)})")
+    deepspeed_config = None
+    if args is None or isinstance(args, Mapping):
+        fields = dict(args or {})
+        deepspeed_config = _pop_deepspeed(fields)
+        args = _construct(fields, trainer)
+    else:
+        deepspeed_config = _deepspeed_dict(getattr(args, "deepspeed", None))
+    return TrainingSetup(args=args, trainer=trainer, features=_features(args, deepspeed_config),
+                         deepspeed_config=deepspeed_config)
+
+
+def _pop_deepspeed(fields: dict[str, Any]) -> Mapping[str, Any] | None:
+    # Constructing TrainingArguments with `deepspeed` set imports and initialises DeepSpeed;
+    # the check only needs the config, so it is read here and kept out of the constructor.
+    value = fields.pop("deepspeed", None)
+    if value is None:
+        return None
+    config = _deepspeed_dict(value)
+    if config is None:
+        raise UsageError(f"deepspeed: cannot read DeepSpeed config {value!r}")
+    return config
+
+
+def _deepspeed_dict(value: Any) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return value
+    path = Path(str(value))
+    if path.is_file():
+        return _as_mapping(_parse_json(path.read_text(encoding="utf-8"), str(path)), str(path))
+    return None
+
+
+def _construct(fields: dict[str, Any], trainer: str) -> Any:
+    import transformers
+
+    cls = transformers.Seq2SeqTrainingArguments if trainer == "seq2seq" else transformers.TrainingArguments
+    fields.setdefault("output_dir", tempfile.gettempdir() + "/trainer-compat-unused")
+    fields.setdefault("report_to", "none")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls(**fields)
+    except TypeError as exc:
+        raise UsageError(f"--args: {cls.__name__}: {exc}") from exc
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise UsageError(f"--args: {cls.__name__}: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def _strategy(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _checkpointing_on(args: Any) -> bool:
+    return bool(getattr(args, "activation_checkpointing", False) or getattr(args, "gradient_checkpointing", False))
+
+
+def _features(args: Any, deepspeed_config: Mapping[str, Any] | None) -> frozenset[Feature]:
+    eval_strategy = _strategy(getattr(args, "eval_strategy", getattr(args, "evaluation_strategy", "no")))
+    switches = {
+        Feature.TRAIN: True,
+        Feature.CHECKPOINTING: _checkpointing_on(args),
+        Feature.SAVE: _strategy(args.save_strategy) != "no",
+        Feature.EVAL: eval_strategy != "no" or bool(getattr(args, "do_eval", False)),
+        Feature.PREDICT_WITH_GENERATE: bool(getattr(args, "predict_with_generate", False)),
+        Feature.REMOVE_UNUSED_COLUMNS: bool(args.remove_unused_columns),
+        Feature.LABEL_SMOOTHING: float(args.label_smoothing_factor or 0) != 0,
+        Feature.GRAD_ACCUM: int(args.gradient_accumulation_steps) > 1,
+        Feature.NEFTUNE: args.neftune_noise_alpha is not None,
+        Feature.LOAD_BEST: bool(args.load_best_model_at_end),
+        Feature.RESUME: bool(getattr(args, "resume_from_checkpoint", None)),
+        Feature.FSDP: bool(getattr(args, "fsdp", None)),
+        Feature.DEEPSPEED: deepspeed_config is not None,
+        Feature.TORCH_COMPILE: bool(getattr(args, "torch_compile", False)),
+        Feature.PUSH_TO_HUB: bool(getattr(args, "push_to_hub", False)),
+    }
+    return frozenset(f for f, on in switches.items() if on)

@@ -1,0 +1,70 @@
+"""The unit every check produces: a Finding, with where it comes from and how to fix it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is.
+
+    ``error``: Trainer fails, or silently does the wrong thing, with the given arguments.
+    ``warning``: a hazard that bites under other arguments, or a silent degradation.
+    ``info``: worth knowing; nothing is wrong.
+    """
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 2, "warning": 1, "info": 0}[self.value]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a source file (``file:line``)."""
+
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or note) about one target, for one feature, under one transformers version."""
+
+    rule: str
+    name: str
+    severity: Severity
+    message: str
+    member: str | None = None
+    feature: str | None = None
+    fix: str | None = None
+    transformers_version: str | None = None
+    call_site: Location | None = None
+    location: Location | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "name": self.name,
+            "severity": self.severity.value,
+            "member": self.member,
+            "feature": self.feature,
+            "message": self.message,
+            "fix": self.fix,
+            "transformers_version": self.transformers_version,
+            "call_site": self.call_site.to_dict() if self.call_site else None,
+            "location": self.location.to_dict() if self.location else None,
+            "details": self.details,
+        }

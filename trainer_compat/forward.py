@@ -1,0 +1,156 @@
+"""The forward signature as Trainer inspects it, per transformers version."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.version import Version
+
+from trainer_compat.protocol.data import ACCEPTS_LOSS_KWARGS_ATTR, LOSS_KWARGS_ANY_VAR_KEYWORD
+from trainer_compat.subject import Subject, parse_function
+
+_KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _signature(obj: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+
+
+def inspected_module(subject: Subject) -> Any:
+    """What Trainer inspects for columns: the PEFT base model for a PeftModel, else the model."""
+    model = subject.instance
+    if model is not None and subject.is_peft and hasattr(model, "get_base_model"):
+        return model.get_base_model()
+    return model
+
+
+@dataclass(frozen=True)
+class ForwardView:
+    """The forward as Trainer sees it: the bound signature (columns) and the class one (labels)."""
+
+    bound: inspect.Signature | None
+    unbound: inspect.Signature | None
+    function: Any
+
+    @classmethod
+    def of(cls, subject: Subject) -> ForwardView:
+        module = inspected_module(subject)
+        klass = type(module) if module is not None else subject.cls
+        bound = _signature(module.forward) if module is not None else None
+        function = getattr(klass, "forward", None)
+        unbound = _signature(function) if function is not None else None
+        if bound is None and unbound is not None:  # class-only: drop `self`
+            params = list(unbound.parameters.values())[1:]
+            bound = unbound.replace(parameters=params)
+        return cls(bound, unbound, function)
+
+    @property
+    def columns(self) -> list[str]:
+        """Parameter names Trainer keeps as columns (every name, as Trainer does, *args/**kwargs included)."""
+        return list(self.bound.parameters) if self.bound else []
+
+    @property
+    def keyword_params(self) -> list[str]:
+        if self.bound is None:
+            return []
+        return [n for n, p in self.bound.parameters.items() if p.kind in _KEYWORD_KINDS]
+
+    @property
+    def var_keyword(self) -> str | None:
+        if self.bound is None:
+            return None
+        return next((n for n, p in self.bound.parameters.items() if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+
+
+def label_names(klass: type) -> list[str]:
+    """Trainer's default label names: transformers' own find_labels on the class."""
+    from transformers.utils.generic import find_labels
+
+    try:
+        return list(find_labels(klass))
+    except (TypeError, ValueError):
+        return []
+
+
+def can_return_loss(klass: type) -> bool:
+    from transformers.utils.generic import can_return_loss as _can_return_loss
+
+    try:
+        return bool(_can_return_loss(klass))
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class LossKwargs:
+    accepts: bool
+    reason: str
+
+
+def loss_kwargs_decision(subject: Subject, version: Version) -> LossKwargs:
+    """Whether this Trainer version passes num_items_in_batch and stops dividing by accumulation steps."""
+    module = _unwrapped_for_loss_kwargs(subject)
+    if version >= Version(ACCEPTS_LOSS_KWARGS_ATTR):
+        info = subject.member("accepts_loss_kwargs") if module is subject.instance else None
+        if info is not None and info.present and info.value is not None and not callable(info.value):
+            return LossKwargs(bool(info.value), f"`accepts_loss_kwargs = {info.value!r}` on the model")
+        if module is not None and module is not subject.instance and hasattr(module, "accepts_loss_kwargs"):
+            return LossKwargs(bool(module.accepts_loss_kwargs), "`accepts_loss_kwargs` on the unwrapped model")
+    forward = getattr(module, "forward", None) if module is not None else getattr(subject.cls, "forward", None)
+    signature = _signature(forward) if forward is not None else None
+    var_kw = next((p for p in (signature.parameters.values() if signature else ())
+                   if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+    if var_kw is None:
+        return LossKwargs(False, "forward has no **kwargs")
+    if version < Version(LOSS_KWARGS_ANY_VAR_KEYWORD) and var_kw.name != "loss_kwargs":
+        return LossKwargs(False, f"forward's **{var_kw.name} is not named **loss_kwargs")
+    return LossKwargs(True, f"forward takes **{var_kw.name}")
+
+
+def _unwrapped_for_loss_kwargs(subject: Subject) -> Any:
+    module = subject.instance
+    if module is None:
+        return None
+    module = getattr(module, "_orig_mod", module)  # accelerate's unwrap_model strips torch.compile
+    if subject.is_peft and hasattr(module, "get_base_model"):
+        module = module.get_base_model()
+    return module
+
+
+def uses_num_items_in_batch(function: Any) -> bool | None:
+    """Does this forward read num_items_in_batch, or pass its **kwargs on? None when its source is unknown."""
+    node = parse_function(function)
+    if node is None:
+        return None
+    params = [a.arg for a in node.args.args + node.args.kwonlyargs]
+    if "num_items_in_batch" in params:
+        return _name_used(node, "num_items_in_batch")
+    if any(_is_discarded_pop(sub) for sub in ast.walk(node)):
+        return False
+    var_kw = node.args.kwarg.arg if node.args.kwarg else None
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and sub.value == "num_items_in_batch":
+            return True
+        if var_kw and isinstance(sub, ast.Call):
+            if any(k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_kw for k in sub.keywords):
+                return True
+    return False
+
+
+def _is_discarded_pop(node: ast.AST) -> bool:
+    """``kwargs.pop("num_items_in_batch", ...)`` as a statement of its own: the value is thrown away."""
+    if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+        return False
+    call = node.value
+    return (isinstance(call.func, ast.Attribute) and call.func.attr == "pop" and bool(call.args)
+            and isinstance(call.args[0], ast.Constant) and call.args[0].value == "num_items_in_batch")
+
+
+def _name_used(node: ast.AST, name: str) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(node))

@@ -1,0 +1,46 @@
+"""Resolve a protocol Site to ``file:line`` in the transformers that is installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from trainer_compat.findings import Location
+from trainer_compat.protocol.model import Site
+
+
+@lru_cache(maxsize=None)
+def _source_lines(module: str) -> tuple[str, tuple[str, ...]] | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    path = Path(spec.origin)
+    return str(path), tuple(path.read_text(encoding="utf-8").splitlines())
+
+
+def _display_path(path: str, module: str) -> str:
+    # transformers/trainer.py rather than an absolute site-packages path
+    parts = Path(path).parts
+    if "transformers" in parts:
+        return "/".join(parts[parts.index("transformers"):])
+    return path
+
+
+@lru_cache(maxsize=None)
+def resolve(site: Site) -> Location | None:
+    """First line matching the site's pattern, in the first of its modules that has one."""
+    regex = re.compile(site.pattern)
+    for module in site.modules:
+        source = _source_lines(module)
+        if source is None:
+            continue
+        path, lines = source
+        for number, line in enumerate(lines, start=1):
+            if regex.search(line):
+                return Location(_display_path(path, module), number)
+    return None

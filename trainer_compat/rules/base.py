@@ -1,0 +1,100 @@
+"""A rule: one check that carries its code, name, severity, explanation and examples."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from packaging.version import Version
+
+from trainer_compat.features import Feature, TrainingSetup
+from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.protocol.data import requirements_for
+from trainer_compat.protocol.model import Requirement
+from trainer_compat.protocol.sites import resolve
+from trainer_compat.subject import Subject
+from trainer_compat.versions import ALWAYS, VersionRange
+
+
+@dataclass(frozen=True)
+class Example:
+    """Source that defines a module-level ``Model`` (class, factory or instance), and the arguments.
+
+    ``versions`` limits the transformers releases on which the example behaves as stated.
+    """
+
+    code: str
+    args: dict[str, Any] = field(default_factory=dict)
+    trainer: str = "trainer"
+    versions: VersionRange = ALWAYS
+
+
+@dataclass
+class Context:
+    """Everything a rule may look at: the subject, the training setup and the protocol that applies."""
+
+    subject: Subject
+    setup: TrainingSetup
+    version: Version
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def requirements(self) -> list[Requirement]:
+        return requirements_for(self.version, self.setup.features, self.setup.trainer)
+
+    def has(self, feature: Feature) -> bool:
+        return self.setup.has(feature)
+
+    def skip(self, what: str, why: str) -> None:
+        note = f"{what}: {why}"
+        if note not in self.skipped:
+            self.skipped.append(note)
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity]  # the most severe level it reports
+    summary: ClassVar[str]
+    explanation: ClassVar[str]
+    fires: ClassVar[tuple[Example, ...]] = ()
+    silent: ClassVar[tuple[Example, ...]] = ()
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        raise NotImplementedError
+
+    def finding(
+        self,
+        ctx: Context,
+        message: str,
+        *,
+        severity: Severity | None = None,
+        member: str | None = None,
+        feature: Feature | str | None = None,
+        fix: str | None = None,
+        call_site: Location | None = None,
+        location: Location | None = None,
+        **details: Any,
+    ) -> Finding:
+        return Finding(
+            rule=self.code,
+            name=self.name,
+            severity=severity or self.severity,
+            message=message,
+            member=member,
+            feature=feature.value if isinstance(feature, Feature) else feature,
+            fix=fix,
+            transformers_version=str(ctx.version),
+            call_site=call_site,
+            location=location or ctx.subject.location,
+            details=details,
+        )
+
+
+def site_of(requirement: Requirement) -> Location | None:
+    return resolve(requirement.site)
+
+
+def first_feature(requirement: Requirement, ctx: Context) -> Feature:
+    return sorted(requirement.features & ctx.setup.features, key=lambda f: f.value)[0]

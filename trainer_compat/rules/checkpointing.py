@@ -1,0 +1,242 @@
+"""Checkpointing that is declared but cannot happen, and shims that can claim it without doing it."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from typing import Any
+
+import torch.nn as nn
+
+from trainer_compat.features import Feature
+from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.rules.forward import EXPLICIT_WRAPPER
+from trainer_compat.subject import Provenance, parse_function, source_location
+
+CHECKPOINTING_METHODS = ("gradient_checkpointing_enable", "activation_checkpointing_enable")
+_CATCH_ALL = (None, "Exception", "BaseException")
+
+_DELEGATING = EXPLICIT_WRAPPER.replace(
+    "    def forward",
+    "    def gradient_checkpointing_enable(self, *args, **kwargs):\n"
+    "        return self.model.gradient_checkpointing_enable(*args, **kwargs)\n\n"
+    "    def activation_checkpointing_enable(self, *args, **kwargs):\n"
+    "        return self.model.activation_checkpointing_enable(*args, **kwargs)\n\n"
+    "    def forward")
+SWALLOWING_SHIM = '''
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):
+        try:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+            print("Gradient checkpointing enabled")
+        except Exception as exc:
+            print(f"Could not enable gradient checkpointing: {exc}")
+            self.model.config.use_cache = False
+            print("Gradient checkpointing enabled via config (cache disabled)")
+
+'''
+_SWALLOWING = EXPLICIT_WRAPPER.replace("    def forward", SWALLOWING_SHIM + "    def forward")
+_NOTHING_INSIDE = """
+import torch.nn as nn
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Embedding(100, 16), nn.Linear(16, 100))
+
+    def gradient_checkpointing_enable(self, *args, **kwargs):
+        self.checkpointing = True
+
+    def forward(self, input_ids, labels=None):
+        logits = self.net(input_ids)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten())
+        return {"loss": loss, "logits": logits}
+"""
+
+
+def can_checkpoint(module: nn.Module) -> bool:
+    """A PreTrainedModel's own checkpointing succeeds: it declares support and some module carries the flag."""
+    if not getattr(module, "supports_gradient_checkpointing", False):
+        return False
+    return any(hasattr(m, "gradient_checkpointing") for m in module.modules())
+
+
+def unreached_layer_stacks(module: nn.Module) -> list[str]:
+    """ModuleLists of repeated blocks that neither carry the flag nor sit under a module that does."""
+    stacks = []
+    for name, child in module.named_modules():
+        if not isinstance(child, nn.ModuleList) or len(child) < 2:
+            continue
+        parent = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
+        if hasattr(parent, "gradient_checkpointing") or any(hasattr(b, "gradient_checkpointing") for b in child):
+            continue
+        stacks.append(name)
+    return stacks
+
+
+class CheckpointingNotCarried(Rule):
+    code = "TC401"
+    name = "checkpointing-not-carried"
+    severity = Severity.ERROR
+    summary = "Checkpointing is switched on, but no submodule can carry it."
+    explanation = (
+        "A `PreTrainedModel` enables checkpointing by setting the `gradient_checkpointing` flag on the modules "
+        "that implement it; it raises `does not support gradient checkpointing` without "
+        "`supports_gradient_checkpointing`, and `is not compatible with gradient checkpointing` when no module "
+        "carries the flag. A wrapper's checkpointing method can only work if some model inside it can "
+        "checkpoint; otherwise it fails or, worse, does nothing while training proceeds with full activation "
+        "memory. Layer stacks that no flag reaches stay un-checkpointed."
+    )
+    fires = (Example(_NOTHING_INSIDE, args={"gradient_checkpointing": True}),)
+    silent = (Example(_DELEGATING, args={"gradient_checkpointing": True}),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        if not ctx.has(Feature.CHECKPOINTING) or ctx.subject.is_peft:
+            return
+        model = ctx.subject.instance
+        if model is None:
+            ctx.skip(self.code, "which submodules can checkpoint needs an instance")
+            return
+        if ctx.subject.is_pretrained:
+            yield from self._pretrained(ctx, model)
+            return
+        if not any(ctx.subject.member(m).present for m in CHECKPOINTING_METHODS):
+            return  # TC001 reports the missing method
+        carriers = [n for n, m in ctx.subject.pretrained_submodules() if can_checkpoint(m)]
+        flagged = [n for n, m in ctx.subject.submodules() if hasattr(m, "gradient_checkpointing")]
+        if not carriers and not flagged:
+            yield self.finding(
+                ctx, f"{ctx.subject.cls.__name__} declares checkpointing, but no module inside it can checkpoint "
+                     "(no PreTrainedModel that supports it, no module with a `gradient_checkpointing` flag): "
+                     "the method can only fail or leave checkpointing off",
+                member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
+                fix="checkpoint the blocks yourself with torch.utils.checkpoint.checkpoint, or turn "
+                    "gradient_checkpointing off")
+            return
+        yield from self._partial(ctx, model, carriers)
+
+    def _pretrained(self, ctx: Context, model: nn.Module) -> Iterator[Finding]:
+        if can_checkpoint(model):
+            yield from self._partial(ctx, model, [""])
+            return
+        why = ("does not declare supports_gradient_checkpointing" if not getattr(
+            model, "supports_gradient_checkpointing", False) else "has no module with a `gradient_checkpointing` flag")
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__} {why}: its gradient_checkpointing_enable raises ValueError when "
+                 "Trainer calls it",
+            member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
+            fix="implement checkpointing in the layers (GradientCheckpointingLayer), or turn it off")
+
+    def _partial(self, ctx: Context, model: nn.Module, carriers: list[str]) -> Iterator[Finding]:
+        for name in carriers:
+            sub = model.get_submodule(name) if name else model
+            for stack in unreached_layer_stacks(sub):
+                full = f"{name}.{stack}" if name else stack
+                yield self.finding(
+                    ctx, f"checkpointing does not reach {full} ({len(sub.get_submodule(stack))} blocks of "
+                         f"{type(sub.get_submodule(stack)[0]).__name__}): they keep their activations",
+                    severity=Severity.WARNING, member="gradient_checkpointing_enable",
+                    feature=Feature.CHECKPOINTING, fix="give those blocks a `gradient_checkpointing` flag "
+                    "(GradientCheckpointingLayer) or checkpoint them in forward")
+
+
+def _swallowing_handlers(node: ast.AST) -> list[ast.ExceptHandler]:
+    handlers = []
+    for sub in ast.walk(node):
+        if not isinstance(sub, ast.ExceptHandler):
+            continue
+        caught = sub.type.id if isinstance(sub.type, ast.Name) else (None if sub.type is None else "specific")
+        if caught in _CATCH_ALL and not any(isinstance(n, ast.Raise) for n in ast.walk(sub)):
+            handlers.append(sub)
+    return handlers
+
+
+def _enables_something(node: ast.AST) -> bool:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            func = sub.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if "checkpointing_enable" in name or name in ("checkpoint", "_set_gradient_checkpointing", "apply"):
+                return True
+        if isinstance(sub, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "gradient_checkpointing"
+                                               for t in sub.targets):
+            return True
+    return False
+
+
+def _flag_only_lines(node: ast.AST) -> list[int]:
+    lines = []
+    for sub in ast.walk(node):
+        targets = sub.targets if isinstance(sub, ast.Assign) else []
+        for t in targets:
+            key = t.attr if isinstance(t, ast.Attribute) else None
+            if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant):
+                key = t.slice.value
+            if key == "use_cache":
+                lines.append(sub.lineno)
+    return lines
+
+
+class CheckpointingShimMayFake(Rule):
+    code = "TC402"
+    name = "checkpointing-shim-may-fake"
+    severity = Severity.ERROR
+    summary = "A checkpointing shim can return normally without enabling checkpointing."
+    explanation = (
+        "A hand-written `gradient_checkpointing_enable` that catches every exception, logs it and falls back "
+        "to `config.use_cache = False` returns normally whether or not checkpointing took effect: training "
+        "runs with full activation memory (15.05 GiB instead of 4.04 GiB on a 1.1B model) while the log says "
+        "checkpointing is on. A shim must delegate and let errors propagate."
+    )
+    fires = (Example(_SWALLOWING, args={"gradient_checkpointing": True}),)
+    silent = (Example(_DELEGATING, args={"gradient_checkpointing": True}),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        for name in CHECKPOINTING_METHODS:
+            info = ctx.subject.member(name)
+            if info.provenance not in (Provenance.DEFINED, Provenance.INHERITED) or _library_owned(info.owner):
+                continue
+            func = _class_function(ctx.subject.cls, name)
+            node = parse_function(func)
+            if node is None:
+                continue
+            problems = self._problems(node, func)
+            if not problems:
+                continue
+            on = ctx.has(Feature.CHECKPOINTING)
+            yield self.finding(
+                ctx, f"{ctx.subject.cls.__name__}.{name} can return without enabling checkpointing: "
+                     + "; ".join(problems),
+                severity=Severity.ERROR if on else Severity.WARNING, member=name, feature=Feature.CHECKPOINTING,
+                location=info.location,
+                fix=f"delegate and let errors propagate: `def {name}(self, *args, **kwargs): "
+                    f"return self.<inner>.{name}(*args, **kwargs)`; run `trainer-compat check --probe` to prove "
+                    "checkpointing is effective")
+
+    @staticmethod
+    def _problems(node: ast.AST, func: Any) -> list[str]:
+        loc = source_location(func)
+        offset = (loc.line - 1) if loc and loc.line else 0
+
+        def at(line: int) -> str:
+            return str(Location(loc.file, line + offset)) if loc else f"line {line}"
+
+        problems = [f"catches every exception at {at(h.lineno)} without re-raising"
+                    for h in _swallowing_handlers(node)]
+        flag_lines = _flag_only_lines(node)
+        if flag_lines and problems:
+            problems.append(f"falls back to setting use_cache at {at(flag_lines[0])}, which does not checkpoint")
+        if not _enables_something(node):
+            problems.append("calls no checkpointing function and sets no `gradient_checkpointing` flag")
+        return problems
+
+
+def _library_owned(owner: str | None) -> bool:
+    return bool(owner) and owner.split(".")[0] in ("transformers", "torch", "peft", "trl")
+
+
+def _class_function(cls: type, name: str) -> Any:
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None

@@ -1,0 +1,229 @@
+"""The forward signature as Trainer inspects it: columns, label names, loss kwargs, outputs."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from trainer_compat.features import Feature
+from trainer_compat.findings import Finding, Severity
+from trainer_compat.forward import (
+    ForwardView,
+    can_return_loss,
+    inspected_module,
+    label_names,
+    loss_kwargs_decision,
+    uses_num_items_in_batch,
+)
+from trainer_compat.protocol.model import Site
+from trainer_compat.protocol.sites import resolve
+from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.subject import parse_function, source_location
+
+_HEAD = """
+import torch.nn as nn
+from trainer_compat.testing import tiny_causal_lm
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = tiny_causal_lm(tie=False)
+"""
+KWARGS_WRAPPER = _HEAD + """
+    def forward(self, **kwargs):
+        return self.model(**kwargs)
+"""
+EXPLICIT_WRAPPER = _HEAD + """
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+"""
+DROPPING_WRAPPER = _HEAD + """
+    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+"""
+
+_BATCH_NAMES = ("batch", "inputs", "data", "sample", "features", "example")
+_COLUMNS_SITE = Site(r"signature = inspect\.signature\(model_to_inspect\.forward\)")
+_LABELS_SITE = Site(r"default_label_names = find_labels\(")
+_LOSS_KWARGS_SITE = Site(r"self\.model_accepts_loss_kwargs = ")
+
+
+def _forward_location(ctx: Context, view: ForwardView):  # -> Location | None
+    return source_location(view.function) or ctx.subject.location
+
+
+class ColumnsDropped(Rule):
+    code = "TC101"
+    name = "columns-dropped"
+    severity = Severity.ERROR
+    summary = "remove_unused_columns would drop the inputs the forward needs."
+    explanation = (
+        "With `remove_unused_columns=True` (the default) Trainer keeps only the dataset columns named in "
+        "`inspect.signature(model.forward)`, plus `label`, `label_ids` and the label names. A forward that "
+        "takes `**kwargs`, a single `batch` argument, or a `torch.compile`d module (`(*args, **kwargs)`) "
+        "names none of them: a `datasets.Dataset` raises `No columns in the dataset match the model's forward "
+        "method signature`, a list of dicts reaches the model empty. Name the inputs in the forward, or set "
+        "`remove_unused_columns=False`."
+    )
+    fires = (Example(KWARGS_WRAPPER),)
+    silent = (Example(EXPLICIT_WRAPPER), Example(KWARGS_WRAPPER, args={"remove_unused_columns": False}))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        view = ForwardView.of(ctx.subject)
+        if view.bound is None:
+            return
+        named = view.keyword_params
+        cls = type(inspected_module(ctx.subject)).__name__ if ctx.subject.instance is not None \
+            else ctx.subject.cls.__name__
+        batchlike = len(named) == 1 and named[0] in _BATCH_NAMES and not view.var_keyword
+        site = resolve(_COLUMNS_SITE)
+        where = f" ({site})" if site else ""
+        if ctx.has(Feature.REMOVE_UNUSED_COLUMNS):
+            if not named or batchlike:
+                keeps = ", ".join(view.columns) or "nothing"
+                yield self.finding(
+                    ctx, f"{cls}.forward{view.bound} names no input column, so remove_unused_columns keeps only "
+                         f"{keeps} (+ label, label_ids){where}: every dataset column is dropped and training "
+                         "fails with 'No columns in the dataset match' or an empty batch",
+                    member="forward", feature=Feature.REMOVE_UNUSED_COLUMNS,
+                    location=_forward_location(ctx, view),
+                    fix="name the inputs in forward (`def forward(self, input_ids, attention_mask=None, "
+                        "labels=None, ...)`), or pass remove_unused_columns=False")
+            elif view.var_keyword:
+                yield self.finding(
+                    ctx, f"{cls}.forward{view.bound} takes **{view.var_keyword}, but remove_unused_columns keeps "
+                         f"only {', '.join(named)} (+ label, label_ids, label names){where}: any other column "
+                         f"the model expects through **{view.var_keyword} never arrives",
+                    severity=Severity.WARNING, member="forward", feature=Feature.REMOVE_UNUSED_COLUMNS,
+                    location=_forward_location(ctx, view),
+                    fix="name every input in forward, or pass remove_unused_columns=False")
+        elif batchlike:
+            yield self.finding(
+                ctx, f"{cls}.forward{view.bound} takes the batch as one argument, but Trainer calls "
+                     "model(**inputs): every column arrives as a keyword and the call raises TypeError",
+                member="forward", feature=Feature.TRAIN, location=_forward_location(ctx, view),
+                fix="take the inputs as keyword parameters (`def forward(self, input_ids, labels=None)`)")
+
+
+class NoLabelNames(Rule):
+    code = "TC102"
+    name = "no-label-names"
+    severity = Severity.ERROR
+    summary = "Trainer derives no label names from the forward: evaluation computes no eval_loss."
+    explanation = (
+        "Trainer's default `label_names` are the forward parameters whose name contains `label` "
+        "(`find_labels(model.__class__)`). With none, `prediction_step` treats every batch as unlabeled: "
+        "`evaluate()` reports no `eval_loss`, predictions carry no label ids, and "
+        "`load_best_model_at_end` with the default `metric_for_best_model='loss'` raises KeyError at the "
+        "first evaluation. Name the label parameter in forward, or set `label_names`."
+    )
+    fires = (Example(KWARGS_WRAPPER, args={"eval_strategy": "steps", "eval_steps": 1, "save_strategy": "steps",
+                                           "save_steps": 1, "load_best_model_at_end": True,
+                                           "remove_unused_columns": False}),)
+    silent = (Example(EXPLICIT_WRAPPER, args={"eval_strategy": "steps", "eval_steps": 1, "save_strategy": "steps",
+                                              "save_steps": 1, "load_best_model_at_end": True}),
+              Example(KWARGS_WRAPPER, args={"eval_strategy": "steps", "eval_steps": 1, "label_names": ["labels"],
+                                            "remove_unused_columns": False}))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        if not ctx.has(Feature.EVAL) or ctx.setup.args.label_names is not None:
+            return
+        module = inspected_module(ctx.subject)
+        klass = type(module) if module is not None else ctx.subject.cls
+        if label_names(klass) or can_return_loss(klass):
+            return
+        metric = str(ctx.setup.args.metric_for_best_model or "")
+        fatal = ctx.has(Feature.LOAD_BEST) and metric.removeprefix("eval_") == "loss"
+        consequence = ("load_best_model_at_end reads metrics['eval_loss'] and raises KeyError at the first "
+                       "evaluation" if fatal else "evaluate() silently reports no eval_loss and predictions "
+                       "carry no label ids")
+        site = resolve(_LABELS_SITE)
+        yield self.finding(
+            ctx, f"{klass.__name__}.forward has no parameter named like a label, so Trainer's label_names is []"
+                 f"{' (' + str(site) + ')' if site else ''}: {consequence}",
+            severity=Severity.ERROR if fatal else Severity.WARNING, member="forward", feature=Feature.EVAL,
+            call_site=site, location=_forward_location(ctx, ForwardView.of(ctx.subject)),
+            fix="name the label parameter in forward (`labels=None`), or pass label_names=['labels']")
+
+
+class LossKwargsIgnored(Rule):
+    code = "TC103"
+    name = "loss-kwargs-ignored"
+    severity = Severity.ERROR
+    summary = "Trainer passes num_items_in_batch and skips the accumulation division, but the forward drops it."
+    explanation = (
+        "When Trainer believes the model consumes loss kwargs (`model.accepts_loss_kwargs`, else a forward "
+        "with `**kwargs`; 4.46 only for `**loss_kwargs`), it passes `num_items_in_batch` into forward and does "
+        "not divide the loss by `gradient_accumulation_steps`. A wrapper whose forward takes `**kwargs` but "
+        "never uses `num_items_in_batch` trains with a loss and gradients `gradient_accumulation_steps` times "
+        "too large, silently (for batches that carry `labels`). Declare `accepts_loss_kwargs = False`, or pass "
+        "`**kwargs` on to a model that uses them."
+    )
+    fires = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 2}),)
+    silent = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 1}),
+              Example(DROPPING_WRAPPER.replace("class Model(nn.Module):",
+                                               "class Model(nn.Module):\n    accepts_loss_kwargs = False"),
+                      args={"gradient_accumulation_steps": 2}))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        if ctx.subject.is_pretrained or ctx.subject.is_peft or not ctx.has(Feature.GRAD_ACCUM):
+            return
+        decision = loss_kwargs_decision(ctx.subject, ctx.version)
+        if not decision.accepts:
+            return
+        view = ForwardView.of(ctx.subject)
+        used = uses_num_items_in_batch(view.function)
+        if used:
+            return
+        steps = ctx.setup.gradient_accumulation_steps
+        site = resolve(_LOSS_KWARGS_SITE)
+        doubt = "" if used is False else " (its source is not available to confirm it uses them)"
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__}: Trainer {ctx.version} passes num_items_in_batch because "
+                 f"{decision.reason}{' (' + str(site) + ')' if site else ''}, and then does not divide the loss "
+                 f"by gradient_accumulation_steps={steps}; the forward never uses num_items_in_batch{doubt}, "
+                 f"so loss and gradients are {steps}x too large",
+            severity=Severity.ERROR if used is False else Severity.WARNING, member="forward",
+            feature=Feature.GRAD_ACCUM, call_site=site, location=_forward_location(ctx, view),
+            fix="declare `accepts_loss_kwargs = False` on the wrapper class, or pass **kwargs on to the inner "
+                "model's forward")
+
+
+class LossMissingFromOutput(Rule):
+    code = "TC104"
+    name = "no-loss-in-output"
+    severity = Severity.ERROR
+    summary = "The forward visibly returns a dict without `loss`, or a bare tensor."
+    explanation = (
+        "Trainer's compute_loss reads `outputs['loss']` from a dict or `outputs[0]` from a tuple. A forward "
+        "whose every return is a dict literal without a `loss` key fails with `The model did not return a "
+        "loss from the inputs`. This is the part of the output contract visible without running; the probe "
+        "(`--probe`) checks the rest."
+    )
+    fires = (Example(_HEAD + """
+    def forward(self, input_ids, labels=None):
+        out = self.model(input_ids=input_ids)
+        return {"logits": out.logits}
+"""),)
+    silent = (Example(EXPLICIT_WRAPPER), Example(_HEAD + """
+    def forward(self, input_ids, labels=None):
+        out = self.model(input_ids=input_ids, labels=labels)
+        return {"loss": out.loss, "logits": out.logits}
+"""))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        view = ForwardView.of(ctx.subject)
+        node = parse_function(view.function)
+        if node is None or ctx.subject.is_pretrained:
+            return
+        returns = [n.value for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None]
+        if not returns or not all(isinstance(r, ast.Dict) for r in returns):
+            return
+        keys = {k.value for r in returns for k in r.keys if isinstance(k, ast.Constant)}
+        if "loss" in keys or any(k is None for r in returns for k in r.keys):
+            return
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__}.forward returns a dict with keys {sorted(keys)} and no 'loss': "
+                 "Trainer's compute_loss raises 'The model did not return a loss from the inputs'",
+            member="forward", feature=Feature.TRAIN, location=_forward_location(ctx, view),
+            fix="compute the loss in forward when labels are given and return it under 'loss'")

@@ -1,0 +1,86 @@
+"""Saving: what safetensors makes of a non-PreTrainedModel's state dict."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from trainer_compat.features import Feature
+from trainer_compat.findings import Finding, Severity
+from trainer_compat.protocol.model import Site
+from trainer_compat.protocol.sites import resolve
+from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.rules.forward import EXPLICIT_WRAPPER
+
+_SAVE_SITE = Site(r"safetensors\.torch\.save_file\(")
+_TIED = EXPLICIT_WRAPPER.replace("tiny_causal_lm(tie=False)", "tiny_causal_lm(tie=True)")
+
+
+def shared_tensor_groups(state_dict: dict[str, Any]) -> list[list[str]]:
+    """Groups of state-dict keys whose tensors share storage (what safetensors refuses to save)."""
+    groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for key, tensor in state_dict.items():
+        if not hasattr(tensor, "untyped_storage") or tensor.device.type == "meta" or tensor.numel() == 0:
+            continue
+        groups[(str(tensor.device), tensor.untyped_storage().data_ptr())].append(key)
+    return [sorted(keys) for keys in groups.values() if len(keys) > 1]
+
+
+def non_contiguous(state_dict: dict[str, Any]) -> list[str]:
+    return sorted(k for k, t in state_dict.items()
+                  if hasattr(t, "is_contiguous") and t.device.type != "meta" and not t.is_contiguous())
+
+
+class UnsafeStateDict(Rule):
+    code = "TC301"
+    name = "unsafe-state-dict"
+    severity = Severity.ERROR
+    summary = "A non-PreTrainedModel whose state dict safetensors refuses: tied or non-contiguous tensors."
+    explanation = (
+        "Trainer calls `save_pretrained` only on `PreTrainedModel` / `PeftModel` instances; any other module "
+        "is saved as `safetensors.torch.save_file(model.state_dict(), ...)`. A wrapper around a model with "
+        "tied weights (lm_head tied to the input embeddings) holds two keys over one storage, and safetensors "
+        "raises `Some tensors share memory` at the first checkpoint, hours into training. 4.x can fall back to "
+        "`save_safetensors=False`; 5.x always uses safetensors."
+    )
+    fires = (Example(_TIED, args={"save_strategy": "steps", "save_steps": 1}),)
+    silent = (Example(EXPLICIT_WRAPPER, args={"save_strategy": "steps", "save_steps": 1}),
+              Example("from trainer_compat.testing import tiny_causal_lm\nModel = tiny_causal_lm",
+                      args={"save_strategy": "steps", "save_steps": 1}))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        subject = ctx.subject
+        if subject.is_pretrained or subject.is_peft:
+            return
+        if subject.instance is None:
+            ctx.skip(self.code, "the state dict needs an instance")
+            return
+        if not getattr(ctx.setup.args, "save_safetensors", True):
+            return
+        try:
+            state_dict = subject.instance.state_dict()
+        except Exception as exc:  # a broken state_dict is itself a save failure
+            yield self.finding(ctx, f"{subject.cls.__name__}.state_dict() raises {type(exc).__name__}: {exc}",
+                               member="state_dict", feature=Feature.SAVE)
+            return
+        saves = ctx.has(Feature.SAVE) or ctx.has(Feature.LOAD_BEST)
+        severity = Severity.ERROR if saves else Severity.WARNING
+        when = ("at the first checkpoint" if saves else
+                "when the model is saved (save_model(); save_strategy='no' writes no checkpoint during training)")
+        site = resolve(_SAVE_SITE)
+        for group in shared_tensor_groups(state_dict):
+            yield self.finding(
+                ctx, f"{subject.cls.__name__}'s state dict holds tensors that share memory: {', '.join(group)}; "
+                     f"Trainer saves non-PreTrainedModels with safetensors.torch.save_file"
+                     f"{' at ' + str(site) if site else ''}, which raises 'Some tensors share memory' {when}",
+                severity=severity, member="state_dict", feature=Feature.SAVE, call_site=site, shared=group,
+                fix="untie or clone the aliased weights in the saved state dict (e.g. override state_dict to drop "
+                    "the tied key and tie_weights after load), or pass save_safetensors=False on transformers 4.x")
+        bad = non_contiguous(state_dict)
+        if bad:
+            yield self.finding(
+                ctx, f"{subject.cls.__name__}'s state dict holds non-contiguous tensors ({', '.join(bad[:5])}); "
+                     f"safetensors refuses to save them {when}",
+                severity=severity, member="state_dict", feature=Feature.SAVE, call_site=site,
+                fix="make the parameters contiguous (`.contiguous()`) before training")

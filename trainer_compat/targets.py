@@ -1,0 +1,68 @@
+"""TARGET strings: ``package.module:Name`` or ``path/to/file.py:Name``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from trainer_compat.errors import TargetError
+
+
+def load_target(spec: str) -> Any:
+    """Import the module and return the named object (class, factory or instance)."""
+    module_part, sep, name = spec.rpartition(":")
+    if not sep or not module_part or not name:
+        raise TargetError(spec, "expected module:Name or path/to/file.py:Name")
+    module = _import_path(spec, module_part) if module_part.endswith(".py") else _import_module(spec, module_part)
+    obj: Any = module
+    for part in name.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetError(spec, f"{module_part} has no attribute {name!r}") from None
+        except Exception as exc:
+            raise TargetError(spec, f"looking up {name!r} raised {type(exc).__name__}: {exc}") from exc
+    return obj
+
+
+def _import_module(spec: str, dotted: str) -> Any:
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as exc:
+        raise TargetError(spec, f"no module named {exc.name!r}") from exc
+    except SyntaxError as exc:
+        raise TargetError(spec, f"syntax error in {exc.filename}:{exc.lineno}: {exc.msg}") from exc
+    except BaseException as exc:  # import-time code may raise anything, SystemExit included
+        raise TargetError(spec, f"importing {dotted} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _import_path(spec: str, path_text: str) -> Any:
+    path = Path(path_text)
+    if not path.is_file():
+        raise TargetError(spec, f"no such file {path_text}")
+    module_name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else \
+        f"_trainer_compat_target_{abs(hash(str(path.resolve())))}"
+    parent = str(path.resolve().parent)
+    if parent not in sys.path:
+        sys.path.insert(0, parent)  # sibling imports of the target file
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise TargetError(spec, f"cannot import {path_text}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[module_name]
+        raise TargetError(spec, f"syntax error in {exc.filename}:{exc.lineno}: {exc.msg}") from exc
+    except BaseException as exc:
+        del sys.modules[module_name]
+        if isinstance(exc, ModuleNotFoundError):
+            raise TargetError(spec, f"no module named {exc.name!r}") from exc
+        raise TargetError(spec, f"importing {path_text} raised {type(exc).__name__}: {exc}") from exc
+    return module
