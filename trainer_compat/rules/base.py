@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -28,6 +30,15 @@ class Example:
     args: dict[str, Any] = field(default_factory=dict)
     trainer: str = "trainer"
     versions: VersionRange = ALWAYS
+
+    def load(self, directory: Path) -> Any:
+        """Write the example to ``directory`` as a module (so its source is inspectable) and return ``Model``."""
+        from trainer_compat.targets import load_target
+
+        digest = hashlib.sha1(self.code.encode()).hexdigest()[:10]
+        path = directory / f"tc_example_{digest}.py"
+        path.write_text(self.code, encoding="utf-8")
+        return load_target(f"{path}:Model")
 
 
 @dataclass

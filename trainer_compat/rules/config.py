@@ -14,7 +14,6 @@ from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.rules.forward import EXPLICIT_WRAPPER
-from trainer_compat.versions import VersionRange
 
 _USE_CACHE_SITE = Site(r"self\.model\.config\.use_cache = ")
 _DEEPSPEED_SITE = Site(r"hasattr\(model\.config, \"hidden_size\"\)|model\.config\.hidden_size",
@@ -44,8 +43,7 @@ class ConfigContract(Rule):
     )
     fires = (Example(EXPLICIT_WRAPPER.replace("        self.model = tiny_causal_lm(tie=False)",
                                               "        self.model = tiny_causal_lm(tie=False)\n"
-                                              "        self.config = {'model_type': 'custom'}"),
-                     versions=VersionRange(since=USE_CACHE_ASSIGNMENT)),)
+                                              "        self.config = {'model_type': 'custom'}")),)
     silent = (Example(EXPLICIT_WRAPPER.replace("        self.model = tiny_causal_lm(tie=False)",
                                                "        self.model = tiny_causal_lm(tie=False)\n"
                                                "        self.config = self.model.config")),)

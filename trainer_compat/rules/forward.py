@@ -15,10 +15,12 @@ from trainer_compat.forward import (
     loss_kwargs_decision,
     uses_num_items_in_batch,
 )
+from trainer_compat.protocol.data import LOSS_KWARGS_ANY_VAR_KEYWORD
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import parse_function, source_location
+from trainer_compat.versions import VersionRange
 
 _HEAD = """
 import torch.nn as nn
@@ -159,7 +161,9 @@ class LossKwargsIgnored(Rule):
         "too large, silently (for batches that carry `labels`). Declare `accepts_loss_kwargs = False`, or pass "
         "`**kwargs` on to a model that uses them."
     )
-    fires = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 2}),)
+    fires = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 2},
+                     versions=VersionRange(since=LOSS_KWARGS_ANY_VAR_KEYWORD)),
+             Example(DROPPING_WRAPPER.replace("**kwargs", "**loss_kwargs"), args={"gradient_accumulation_steps": 2}))
     silent = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 1}),
               Example(DROPPING_WRAPPER.replace("class Model(nn.Module):",
                                                "class Model(nn.Module):\n    accepts_loss_kwargs = False"),

@@ -115,7 +115,12 @@ class IncompatibleSignature(Rule):
         "    def forward",
         "    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):\n"
         "        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)\n"
-        "\n    def forward"), args={"gradient_checkpointing": True}, versions=VersionRange(since=ACTIVATION_CHECKPOINTING)),)
+        "\n    def forward"), args={"gradient_checkpointing": True}, versions=VersionRange(since=ACTIVATION_CHECKPOINTING)),
+             Example(_WRAPPER.replace(
+                 "    def forward",
+                 "    def gradient_checkpointing_enable(self):\n"
+                 "        self.model.gradient_checkpointing_enable()\n"
+                 "\n    def forward"), args={"gradient_checkpointing": True}))
     silent = (Example(_WRAPPER.replace(
         "    def forward",
         "    def gradient_checkpointing_enable(self, *args, **kwargs):\n"

@@ -1,0 +1,44 @@
+"""Every rule's examples are its tests: each `fires` example triggers the rule, each `silent` one does not."""
+
+from __future__ import annotations
+
+import pytest
+
+import trainer_compat
+from trainer_compat.rules import ALL_RULES, Example, Rule
+from trainer_compat.versions import installed_transformers
+
+
+def _cases(kind: str) -> list:
+    return [pytest.param(rule, example, id=f"{rule.code}-{kind}-{i}")
+            for rule in ALL_RULES for i, example in enumerate(getattr(rule, kind))]
+
+
+def _codes(example: Example, tmp_path) -> set[str]:
+    if installed_transformers() not in example.versions:
+        pytest.skip(f"example holds for transformers {example.versions}")
+    model = example.load(tmp_path)
+    report = trainer_compat.check(model, args=example.args, trainer=example.trainer)
+    return {f.rule for f in report.findings}
+
+
+@pytest.mark.parametrize(("rule", "example"), _cases("fires"))
+def test_fires(rule: type[Rule], example: Example, tmp_path) -> None:
+    assert rule.code in _codes(example, tmp_path)
+
+
+@pytest.mark.parametrize(("rule", "example"), _cases("silent"))
+def test_silent(rule: type[Rule], example: Example, tmp_path) -> None:
+    assert rule.code not in _codes(example, tmp_path)
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
+def test_every_rule_is_documented_with_both_kinds_of_example(rule: type[Rule]) -> None:
+    assert rule.code and rule.name and rule.summary and rule.explanation
+    assert rule.fires and rule.silent
+    assert any(installed_transformers() in e.versions for e in rule.fires)
+
+
+def test_codes_and_names_are_unique() -> None:
+    assert len({r.code for r in ALL_RULES}) == len(ALL_RULES)
+    assert len({r.name for r in ALL_RULES}) == len(ALL_RULES)
