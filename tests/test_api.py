@@ -1,0 +1,70 @@
+"""The Python API: check() on instances, classes, factories, TrainingArguments objects and dicts."""
+
+from __future__ import annotations
+
+import pytest
+import torch.nn as nn
+import transformers
+
+import trainer_compat
+from trainer_compat import Report, Severity, UsageError
+from trainer_compat.testing import tiny_causal_lm
+
+
+class Wrapper(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = tiny_causal_lm(tie=False)
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+
+def test_public_surface():
+    assert set(trainer_compat.__all__) >= {"check", "Report", "Finding", "Severity", "Feature"}
+
+
+def test_training_arguments_object_and_dict_agree(tmp_path):
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), gradient_checkpointing=True, report_to="none")
+    from_object = trainer_compat.check(Wrapper(), args=args)
+    from_dict = trainer_compat.check(Wrapper(), args={"gradient_checkpointing": True})
+    assert isinstance(from_object, Report)
+    assert [f.rule for f in from_object.findings] == [f.rule for f in from_dict.findings]
+    assert not from_object.compatible
+    assert "gradient_checkpointing" in from_object.features
+
+
+def test_defaults_without_args_are_compatible():
+    report = trainer_compat.check(Wrapper)
+    assert report.compatible, str(report)
+    assert all(f.severity is not Severity.ERROR for f in report.findings)
+    assert str(report).startswith("Wrapper: compatible with transformers")
+
+
+def test_bare_hf_model_is_compatible_with_checkpointing():
+    report = trainer_compat.check(tiny_causal_lm(), args={"gradient_checkpointing": True, "save_strategy": "steps"})
+    assert report.compatible, str(report)
+
+
+def test_member_table_shows_provenance():
+    report = trainer_compat.check(Wrapper())
+    rows = {m.name: m for m in report.members}
+    assert rows["forward"].provenance == "defined"
+    assert rows["gradient_checkpointing_enable"].provenance == "missing"
+
+
+def test_invalid_arguments_raise_usage_error():
+    with pytest.raises(UsageError, match="no_such_field"):
+        trainer_compat.check(Wrapper(), args={"no_such_field": 1})
+    with pytest.raises(UsageError, match="trainer kind"):
+        trainer_compat.check(Wrapper(), trainer="dpo")
+
+
+def test_yaml_args_file(tmp_path):
+    from trainer_compat.features import build_setup, load_args_spec
+
+    path = tmp_path / "args.yaml"
+    path.write_text("gradient_checkpointing: true\ngradient_accumulation_steps: 4\n")
+    setup = build_setup(load_args_spec(str(path)))
+    assert setup.gradient_accumulation_steps == 4
+    assert {f.value for f in setup.features} >= {"gradient_checkpointing", "gradient_accumulation"}
