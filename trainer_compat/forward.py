@@ -51,6 +51,14 @@ class ForwardView:
         return cls(bound, unbound, function)
 
     @property
+    def short(self) -> str:
+        """The signature without annotations or defaults: ``(input_ids, labels, **kwargs)``."""
+        if self.bound is None:
+            return "(...)"
+        marks = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
+        return "(" + ", ".join(marks.get(p.kind, "") + n for n, p in self.bound.parameters.items()) + ")"
+
+    @property
     def columns(self) -> list[str]:
         """Parameter names Trainer keeps as columns (every name, as Trainer does, *args/**kwargs included)."""
         return list(self.bound.parameters) if self.bound else []

@@ -50,6 +50,12 @@ _LABELS_SITE = Site(r"default_label_names = find_labels\(")
 _LOSS_KWARGS_SITE = Site(r"self\.model_accepts_loss_kwargs = ")
 
 
+def _is_pretrained(module: object) -> bool:
+    from transformers import PreTrainedModel
+
+    return isinstance(module, PreTrainedModel)
+
+
 def _forward_location(ctx: Context, view: ForwardView):  # -> Location | None
     return source_location(view.function) or ctx.subject.location
 
@@ -72,7 +78,7 @@ class ColumnsDropped(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         view = ForwardView.of(ctx.subject)
-        if view.bound is None:
+        if view.bound is None or ctx.subject.is_pretrained or _is_pretrained(inspected_module(ctx.subject)):
             return
         named = view.keyword_params
         cls = type(inspected_module(ctx.subject)).__name__ if ctx.subject.instance is not None \
@@ -84,7 +90,7 @@ class ColumnsDropped(Rule):
             if not named or batchlike:
                 keeps = ", ".join(view.columns) or "nothing"
                 yield self.finding(
-                    ctx, f"{cls}.forward{view.bound} names no input column, so remove_unused_columns keeps only "
+                    ctx, f"{cls}.forward{view.short} names no input column, so remove_unused_columns keeps only "
                          f"{keeps} (+ label, label_ids){where}: every dataset column is dropped and training "
                          "fails with 'No columns in the dataset match' or an empty batch",
                     member="forward", feature=Feature.REMOVE_UNUSED_COLUMNS,
@@ -93,7 +99,7 @@ class ColumnsDropped(Rule):
                         "labels=None, ...)`), or pass remove_unused_columns=False")
             elif view.var_keyword:
                 yield self.finding(
-                    ctx, f"{cls}.forward{view.bound} takes **{view.var_keyword}, but remove_unused_columns keeps "
+                    ctx, f"{cls}.forward{view.short} takes **{view.var_keyword}, but remove_unused_columns keeps "
                          f"only {', '.join(named)} (+ label, label_ids, label names){where}: any other column "
                          f"the model expects through **{view.var_keyword} never arrives",
                     severity=Severity.WARNING, member="forward", feature=Feature.REMOVE_UNUSED_COLUMNS,
@@ -101,7 +107,7 @@ class ColumnsDropped(Rule):
                     fix="name every input in forward, or pass remove_unused_columns=False")
         elif batchlike:
             yield self.finding(
-                ctx, f"{cls}.forward{view.bound} takes the batch as one argument, but Trainer calls "
+                ctx, f"{cls}.forward{view.short} takes the batch as one argument, but Trainer calls "
                      "model(**inputs): every column arrives as a keyword and the call raises TypeError",
                 member="forward", feature=Feature.TRAIN, location=_forward_location(ctx, view),
                 fix="take the inputs as keyword parameters (`def forward(self, input_ids, labels=None)`)")
