@@ -84,3 +84,40 @@ class UnsafeStateDict(Rule):
                      f"safetensors refuses to save them {when}",
                 severity=severity, member="state_dict", feature=Feature.SAVE, call_site=site,
                 fix="make the parameters contiguous (`.contiguous()`) before training")
+
+
+_RELOAD_SITE = Site(r"self\.model\.tie_weights\(\)")
+_IGNORING = EXPLICIT_WRAPPER.replace("class Model(nn.Module):",
+                                     "class Model(nn.Module):\n    _keys_to_ignore_on_save = ['model.lm_head.weight']")
+_LOAD_BEST = {"eval_strategy": "steps", "save_strategy": "steps", "load_best_model_at_end": True}
+
+
+class ReloadWithoutTieWeights(Rule):
+    code = "TC302"
+    name = "reload-without-tie-weights"
+    severity = Severity.ERROR
+    summary = "Keys left out of the checkpoint are re-tied with tie_weights(), which the model lacks."
+    explanation = (
+        "When a checkpoint is loaded back (load_best_model_at_end, resume) and its missing keys are exactly "
+        "`model._keys_to_ignore_on_save`, Trainer calls `model.tie_weights()` to restore them. A wrapper that "
+        "declares keys to ignore but has no `tie_weights` fails there, at the end of training."
+    )
+    fires = (Example(_IGNORING, args=_LOAD_BEST),)
+    silent = (Example(_IGNORING.replace("    def forward", "    def tie_weights(self):\n"
+                                        "        self.model.tie_weights()\n\n    def forward"), args=_LOAD_BEST),
+              Example(_IGNORING),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        if not (ctx.has(Feature.LOAD_BEST) or ctx.has(Feature.RESUME)) or ctx.subject.is_pretrained:
+            return
+        keys = ctx.subject.member("_keys_to_ignore_on_save")
+        if not keys.present or not keys.value or ctx.subject.member("tie_weights").present:
+            return
+        site = resolve(_RELOAD_SITE)
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__} declares _keys_to_ignore_on_save = {list(keys.value)!r} but has no "
+                 f"tie_weights(); Trainer calls model.tie_weights(){' at ' + str(site) if site else ''} when it "
+                 "loads a checkpoint that misses exactly those keys, and raises AttributeError",
+            member="tie_weights", feature=Feature.LOAD_BEST if ctx.has(Feature.LOAD_BEST) else Feature.RESUME,
+            call_site=site, fix="delegate tie_weights to the inner model: `def tie_weights(self): "
+                                "self.model.tie_weights()`")
