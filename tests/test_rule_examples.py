@@ -18,7 +18,7 @@ def _codes(example: Example, tmp_path) -> set[str]:
     if installed_transformers() not in example.versions:
         pytest.skip(f"example holds for transformers {example.versions}")
     model = example.load(tmp_path)
-    report = trainer_compat.check(model, args=example.args, trainer=example.trainer)
+    report = trainer_compat.check(model, args=example.args, trainer=example.trainer, probe=example.probe)
     return {f.rule for f in report.findings}
 
 

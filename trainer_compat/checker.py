@@ -28,19 +28,23 @@ def check(
     *,
     init_kwargs: dict[str, Any] | None = None,
     target: str | None = None,
+    probe: bool = False,
+    sample: Any = None,
 ) -> Report:
     """Check a model (instance, class or zero-argument factory) against the installed Trainer's protocol.
 
     ``args`` is a ``TrainingArguments`` or a dict of its fields (None: Trainer's defaults);
-    ``trainer`` is ``"trainer"`` or ``"seq2seq"``.
+    ``trainer`` is ``"trainer"`` or ``"seq2seq"``. ``probe=True`` adds the dry-run through the real
+    Trainer on a tiny batch (``sample``: one example as a dict of tensors, or a .pt/.json path), after
+    which the model is bitwise as it was.
     """
     setup = build_setup(args, trainer)
     subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs)
-    return check_subject(subject, setup)
+    return check_subject(subject, setup, probe=probe, sample=sample)
 
 
 def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None) -> Subject:
-    name = target or getattr(obj, "__qualname__", type(obj).__qualname__)
+    name = target or _default_name(obj)
     if isinstance(obj, nn.Module):
         return Subject.of(obj, name)
     if isinstance(obj, type):
@@ -50,6 +54,16 @@ def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str,
     if callable(obj):
         return _from_factory(obj, name, init_kwargs or {})
     raise TargetError(name, f"a {type(obj).__name__} is not a torch.nn.Module, a class or a factory")
+
+
+def _default_name(obj: Any) -> str:
+    """The class or function name; an instance is named by its class, never asked (its __getattr__ may raise)."""
+    if isinstance(obj, (type, nn.Module)):
+        return (obj if isinstance(obj, type) else type(obj)).__qualname__
+    try:
+        return str(getattr(obj, "__qualname__", type(obj).__qualname__))
+    except Exception:  # a callable whose attribute look-up raises: name it by its type
+        return type(obj).__qualname__
 
 
 def _missing_required(func: Any, kwargs: dict[str, Any], skip_self: bool) -> list[str]:
@@ -89,11 +103,15 @@ def _from_factory(func: Any, name: str, kwargs: dict[str, Any]) -> Subject:
     return Subject.of(result, name)
 
 
-def check_subject(subject: Subject, setup: TrainingSetup) -> Report:
+def check_subject(subject: Subject, setup: TrainingSetup, *, probe: bool = False, sample: Any = None) -> Report:
     version = installed_transformers()
     ctx = Context(subject=subject, setup=setup, version=version)
     if subject.not_built:
         ctx.skip("instance checks", f"{subject.cls.__qualname__} was not built: {subject.not_built}")
+    if probe:
+        ctx.probe = _dry_run(subject, setup, sample)
+        for note in ctx.probe.skipped:
+            ctx.skip("probe", note)
     findings: list[Finding] = []
     for rule in ALL_RULES:
         findings.extend(rule().check(ctx))
@@ -109,6 +127,17 @@ def check_subject(subject: Subject, setup: TrainingSetup) -> Report:
         skipped=list(ctx.skipped),
         location=subject.location,
     )
+
+
+def _dry_run(subject: Subject, setup: TrainingSetup, sample: Any) -> Any:
+    from trainer_compat.probe.batch import Inputs, infer_inputs, load_sample
+    from trainer_compat.probe.runner import probe as run_probe
+
+    if sample is not None:
+        inputs = Inputs(load_sample(sample), f"sample {sample if isinstance(sample, str) else 'given'}")
+    else:
+        inputs = infer_inputs(subject, setup.trainer)
+    return run_probe(subject, setup, inputs)
 
 
 def _member_rows(ctx: Context) -> list[MemberRow]:

@@ -9,12 +9,25 @@ from trainer_compat.rules.delegation import BrokenLookup, ShadowingWrite
 from trainer_compat.rules.forward import ColumnsDropped, LossKwargsIgnored, LossMissingFromOutput, NoLabelNames
 from trainer_compat.rules.generation import GenerationContract
 from trainer_compat.rules.presence import IncompatibleSignature, MissingMember
+from trainer_compat.rules.probe import (
+    CheckpointingIneffective,
+    InvalidLoss,
+    LossScaledByAccumulation,
+    MissingGradients,
+    NoEvalLoss,
+    PhaseFailed,
+    ProbeLeftTrace,
+    ProbeSkipped,
+    ReloadMismatch,
+)
 from trainer_compat.rules.saving import ReloadWithoutTieWeights, UnsafeStateDict
 
 ALL_RULES: tuple[type[Rule], ...] = tuple(sorted(
     (MissingMember, IncompatibleSignature, BrokenLookup, ShadowingWrite, ColumnsDropped, NoLabelNames,
      LossKwargsIgnored, LossMissingFromOutput, ConfigContract, UnsafeStateDict, CheckpointingNotCarried,
-     CheckpointingShimMayFake, GenerationContract, ReloadWithoutTieWeights),
+     CheckpointingShimMayFake, GenerationContract, ReloadWithoutTieWeights, ProbeSkipped, PhaseFailed, InvalidLoss,
+     MissingGradients, CheckpointingIneffective, LossScaledByAccumulation, ReloadMismatch, NoEvalLoss,
+     ProbeLeftTrace),
     key=lambda r: r.code,
 ))
 

@@ -30,6 +30,7 @@ class Example:
     args: dict[str, Any] = field(default_factory=dict)
     trainer: str = "trainer"
     versions: VersionRange = ALWAYS
+    probe: bool = False
 
     def load(self, directory: Path) -> Any:
         """Write the example to ``directory`` as a module (so its source is inspectable) and return ``Model``."""
@@ -49,6 +50,7 @@ class Context:
     setup: TrainingSetup
     version: Version
     skipped: list[str] = field(default_factory=list)
+    probe: Any = None  # ProbeObservations when the dry-run was asked for
 
     @property
     def requirements(self) -> list[Requirement]:

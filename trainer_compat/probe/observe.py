@@ -1,0 +1,60 @@
+"""What happens inside one real training step: which modules ran, which re-ran in backward, which grads came."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+
+def _in_backward() -> bool:
+    return torch._C._current_graph_task_id() != -1
+
+
+@dataclass
+class StepObservations:
+    forward_calls: Counter[str] = field(default_factory=Counter)  # module name -> calls outside backward
+    recomputed: Counter[str] = field(default_factory=Counter)  # module name -> calls during backward
+    grad_norms: dict[str, float] = field(default_factory=dict)  # parameter name -> sum of grad norms seen
+    losses: list[Any] = field(default_factory=list)  # what compute_loss returned, per micro-batch
+
+    @property
+    def ran(self) -> set[str]:
+        return set(self.forward_calls)
+
+
+@contextmanager
+def observe(model: nn.Module) -> Iterator[StepObservations]:
+    """Hooks on every module and trainable parameter, removed in ``finally`` whatever happens."""
+    seen = StepObservations()
+    handles: list[Any] = []
+    try:
+        for name, module in model.named_modules():
+            handles.append(module.register_forward_pre_hook(_counter(seen, name)))
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                handles.append(param.register_post_accumulate_grad_hook(_grad_recorder(seen, name)))
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _counter(seen: StepObservations, name: str) -> Any:
+    def hook(module: nn.Module, args: Any) -> None:
+        (seen.recomputed if _in_backward() else seen.forward_calls)[name] += 1
+
+    return hook
+
+
+def _grad_recorder(seen: StepObservations, name: str) -> Any:
+    def hook(param: torch.Tensor) -> None:
+        if param.grad is not None:
+            seen.grad_norms[name] = seen.grad_norms.get(name, 0.0) + float(param.grad.detach().float().norm())
+
+    return hook

@@ -1,0 +1,279 @@
+"""Run the real Trainer on one tiny batch, phase by phase, and record what really happened.
+
+The model is snapshotted first and restored in ``finally``; everything is written under a temporary
+directory that is removed. The observations feed the probe rules (rules/probe.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from trainer_compat.features import Feature, TrainingSetup
+from trainer_compat.probe.batch import Inputs
+from trainer_compat.probe.observe import StepObservations, observe
+from trainer_compat.probe.state import ModelState, bitwise_equal
+from trainer_compat.subject import Subject
+
+_SEED = 1234
+# Features the probe cannot exercise on one process: they are switched off and reported as skipped.
+_NOT_PROBED = {"fsdp": "", "deepspeed": None, "torch_compile": False}
+
+
+@dataclass(frozen=True)
+class PhaseFailure:
+    phase: str
+    exception: str
+    message: str
+    where: str | None  # file:line of the innermost frame outside torch
+
+    def describe(self) -> str:
+        at = f" at {self.where}" if self.where else ""
+        return f"{self.phase} raised {self.exception}: {self.message}{at}"
+
+
+@dataclass
+class ProbeObservations:
+    inputs: Inputs
+    failures: list[PhaseFailure] = field(default_factory=list)
+    step: StepObservations | None = None
+    logged_loss: float | None = None
+    reference_loss: float | None = None
+    accumulation_steps: int = 1
+    checkpointing_requested: bool = False
+    saved_files: list[str] = field(default_factory=list)
+    reload_missing: list[str] = field(default_factory=list)
+    reload_mismatched: list[str] = field(default_factory=list)
+    eval_metrics: dict[str, Any] | None = None
+    predicted: bool = False
+    generated: bool = False
+    leftovers: list[str] = field(default_factory=list)  # what the probe failed to restore (never expected)
+    skipped: list[str] = field(default_factory=list)
+
+    def failure(self, phase: str) -> PhaseFailure | None:
+        return next((f for f in self.failures if f.phase == phase), None)
+
+
+def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs) -> ProbeObservations:
+    seen = ProbeObservations(inputs=inputs, accumulation_steps=max(1, setup.gradient_accumulation_steps),
+                             checkpointing_requested=setup.has(Feature.CHECKPOINTING))
+    model = subject.instance
+    if model is None or not inputs.available:
+        return seen
+    snapshot = ModelState.capture(model)
+    devices = {n: p.device for n, p in model.named_parameters()}
+    workdir = Path(tempfile.mkdtemp(prefix="trainer-compat-probe-"))
+    try:
+        with _quiet():
+            _run_phases(model, setup, inputs, seen, workdir)
+    finally:
+        _move_back(model, devices)
+        snapshot.restore(model)
+        shutil.rmtree(workdir, ignore_errors=True)
+    seen.leftovers = snapshot.differences(model)
+    return seen
+
+
+def _run_phases(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: ProbeObservations,
+                workdir: Path) -> None:
+    trainer = _phase(seen, "Trainer()", lambda: _build_trainer(model, setup, inputs, seen, workdir))
+    if trainer is None:
+        return
+    with observe(model) as step, _seeded_forward(model):
+        _capture_losses(trainer, step)
+        result = _phase(seen, "train", trainer.train)
+    seen.step = step
+    if result is None:
+        return
+    seen.logged_loss = float(result.training_loss)
+    seen.reference_loss = _phase(seen, "reference forward", lambda: _reference_loss(trainer, model, inputs))
+    _phase(seen, "save_model", lambda: _save_and_reload(trainer, model, workdir / "saved", seen))
+    if setup.has(Feature.EVAL) or setup.has(Feature.PREDICT_WITH_GENERATE):
+        dataset = _dataset(inputs, 2)
+        seen.eval_metrics = _phase(seen, "evaluate", lambda: trainer.evaluate(eval_dataset=dataset))
+        seen.predicted = _phase(seen, "predict", lambda: trainer.predict(dataset)) is not None
+        seen.generated = seen.predicted and setup.has(Feature.PREDICT_WITH_GENERATE)
+
+
+def _phase(seen: ProbeObservations, phase: str, action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except Exception as exc:
+        seen.failures.append(PhaseFailure(phase, type(exc).__name__, str(exc).strip().splitlines()[0][:300]
+                                          if str(exc).strip() else "", _innermost(exc)))
+        return None
+
+
+def _innermost(exc: BaseException) -> str | None:
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        if f"{os.sep}torch{os.sep}" not in frame.filename and "trainer_compat" not in frame.filename:
+            parts = Path(frame.filename).parts
+            name = "/".join(parts[parts.index("transformers"):]) if "transformers" in parts else frame.filename
+            return f"{name}:{frame.lineno}"
+    return None
+
+
+def _probe_args(setup: TrainingSetup, inputs: Inputs, workdir: Path) -> Any:
+    args = setup.args
+    batch = max(1, min(2, int(args.per_device_train_batch_size)))
+    overrides: dict[str, Any] = dict(
+        output_dir=str(workdir / "out"), max_steps=1, logging_steps=1, learning_rate=0.0, warmup_steps=0,
+        per_device_train_batch_size=batch, per_device_eval_batch_size=batch, save_strategy="no",
+        load_best_model_at_end=False, push_to_hub=False, report_to=[], disable_tqdm=True,
+        dataloader_num_workers=0, dataloader_pin_memory=False, resume_from_checkpoint=None,
+        logging_dir=str(workdir / "logs"),
+    )
+    fields = {f.name for f in dataclasses.fields(args)}
+    for name in ("eval_strategy", "evaluation_strategy"):
+        if name in fields:
+            overrides[name] = "no"
+    for name, value in _NOT_PROBED.items():
+        if name in fields and getattr(args, name):
+            overrides[name] = value
+    if "fsdp_config" in fields and getattr(args, "fsdp", None):
+        overrides["fsdp_config"] = None
+    return dataclasses.replace(args, **{k: v for k, v in overrides.items() if k in fields})
+
+
+def _dataset(inputs: Inputs, copies: int) -> list[dict[str, torch.Tensor]]:
+    assert inputs.example is not None
+    return [{k: v.clone() for k, v in inputs.example.items()} for _ in range(copies)]
+
+
+def _build_trainer(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: ProbeObservations,
+                   workdir: Path) -> Any:
+    import transformers
+
+    args = _probe_args(setup, inputs, workdir)
+    for name in ("fsdp", "deepspeed", "torch_compile"):
+        if setup.has(Feature(name)):
+            seen.skipped.append(f"{name}: not exercised by the single-process probe")
+    copies = args.per_device_train_batch_size * max(1, args.gradient_accumulation_steps)
+    cls = transformers.Seq2SeqTrainer if setup.trainer == "seq2seq" else transformers.Trainer
+    trainer = cls(model=model, args=args, train_dataset=_dataset(inputs, copies))
+    for callback in (transformers.trainer_callback.PrinterCallback, transformers.trainer_callback.ProgressCallback):
+        trainer.remove_callback(callback)  # the probe's step must not print into the report
+    return trainer
+
+
+def _capture_losses(trainer: Any, step: StepObservations) -> None:
+    original = trainer.compute_loss
+
+    def compute_loss(model: nn.Module, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        result = original(model, inputs, *args, **kwargs)
+        loss = result[0] if isinstance(result, tuple) else result
+        step.losses.append(loss)
+        return result
+
+    trainer.compute_loss = compute_loss  # an instance attribute on a Trainer that is thrown away
+
+
+@contextmanager
+def _seeded_forward(model: nn.Module) -> Iterator[None]:
+    """Re-seed before every top-level forward, so identical micro-batches compute identical losses."""
+    def reseed(module: nn.Module, args: Any) -> None:
+        if torch._C._current_graph_task_id() == -1:
+            torch.manual_seed(_SEED)
+
+    handle = model.register_forward_pre_hook(reseed)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _reference_loss(trainer: Any, model: nn.Module, inputs: Inputs) -> float | None:
+    """The loss of one micro-batch without accumulation or loss kwargs: what Trainer should log."""
+    if not inputs.has_labels:
+        return None
+    batch = trainer.data_collator(_dataset(inputs, trainer.args.per_device_train_batch_size))
+    batch = trainer._prepare_inputs(batch)
+    with torch.no_grad(), _seeded_forward(model):
+        model.train()
+        outputs = model(**batch)
+    loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
+    return float(loss)
+
+
+def _save_and_reload(trainer: Any, model: nn.Module, target: Path, seen: ProbeObservations) -> None:
+    trainer.save_model(str(target))
+    seen.saved_files = sorted(p.name for p in target.iterdir())
+    loaded = _read_weights(target)
+    if loaded is None:
+        return
+    current = _saved_view(model)
+    seen.reload_missing = sorted(set(current) - set(loaded))
+    seen.reload_mismatched = sorted(k for k in set(current) & set(loaded)
+                                    if not bitwise_equal(loaded[k].to(current[k].device), current[k]))
+
+
+def _saved_view(model: nn.Module) -> dict[str, torch.Tensor]:
+    from transformers import PreTrainedModel
+
+    state = nn.Module.state_dict(model)  # every tensor, whatever a state_dict override leaves out
+    if isinstance(model, PreTrainedModel):  # save_pretrained drops tied duplicates by design
+        tied = _tied_keys(model)
+        state = {k: v for k, v in state.items() if k not in tied}
+    return state
+
+
+def _tied_keys(model: nn.Module) -> set[str]:
+    pointers: dict[int, str] = {}
+    tied = set()
+    for key, tensor in model.state_dict().items():
+        pointer = tensor.untyped_storage().data_ptr()
+        if pointer in pointers:
+            tied.add(key)
+        else:
+            pointers[pointer] = key
+    return tied
+
+
+def _read_weights(directory: Path) -> dict[str, torch.Tensor] | None:
+    files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
+    files = [f for f in files if not f.name.startswith("training_args")]
+    if not files or any(f.name.startswith("adapter_") for f in files):
+        return None
+    loaded: dict[str, torch.Tensor] = {}
+    for f in files:
+        if f.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            loaded.update(load_file(str(f)))
+        else:
+            loaded.update(torch.load(f, map_location="cpu", weights_only=True))
+    return loaded
+
+
+def _move_back(model: nn.Module, devices: dict[str, torch.device]) -> None:
+    moved = {n: p.device for n, p in model.named_parameters() if devices.get(n) not in (None, p.device)}
+    if moved and len(set(devices.values())) == 1:
+        model.to(next(iter(devices.values())))
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    import logging
+
+    logger = logging.getLogger("transformers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,340 @@
+"""Probe rules: what the dry-run through the real Trainer proved (or disproved)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from trainer_compat.features import Feature
+from trainer_compat.findings import Finding, Severity
+from trainer_compat.protocol.data import LOSS_KWARGS_ANY_VAR_KEYWORD
+from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.rules.checkpointing import SWALLOWING_SHIM
+from trainer_compat.rules.forward import DROPPING_WRAPPER, EXPLICIT_WRAPPER, KWARGS_WRAPPER
+from trainer_compat.versions import VersionRange
+
+_FROZEN_BASE = """
+import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(100, 16)
+        self.embed.weight.requires_grad_(False)  # frozen input embeddings, as with LoRA or freeze_llm
+        self.block = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 100)
+        self.gradient_checkpointing = False
+
+    def gradient_checkpointing_enable(self, *args, **kwargs):
+        self.gradient_checkpointing = True
+
+    def forward(self, input_ids, labels=None):
+        hidden = self.embed(input_ids)
+        if self.gradient_checkpointing:
+            hidden = checkpoint(self.block, hidden, use_reentrant=True)
+        else:
+            hidden = self.block(hidden)
+        logits = self.head(hidden)
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten())
+        return {"loss": loss, "logits": logits}
+"""
+_NOTHING_TO_BUILD = """
+import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 1)
+
+    def forward(self, waveform, target=None):
+        loss = (self.proj(waveform).squeeze(-1) - target).pow(2).mean()
+        return {"loss": loss}
+"""
+_CHECKPOINTING = {"gradient_checkpointing": True}
+_NO_CACHE_SHIM = EXPLICIT_WRAPPER.replace(
+    "    def forward", SWALLOWING_SHIM.replace("self.model.gradient_checkpointing_enable(", "self.model.no_such_method(")
+    + "    def forward")
+
+
+def _phase_fix(phase: str) -> str:
+    return {"Trainer()": "see the static findings above for the member Trainer() needs",
+            "train": "see the static findings for the member or signature involved; rerun with --debug for the "
+                     "traceback",
+            "save_model": "make the state dict saveable with safetensors (untie/clone shared tensors)",
+            "evaluate": "return a loss when labels are given, and a Mapping of outputs",
+            "predict": "return only tensors (or declare config.keys_to_ignore_at_inference) and, for "
+                       "predict_with_generate, a working generate()"}.get(phase, "see the exception")
+
+
+class PhaseFailed(Rule):
+    code = "TC601"
+    name = "trainer-phase-failed"
+    severity = Severity.ERROR
+    summary = "A phase of the real Trainer raised during the dry-run."
+    explanation = (
+        "The probe builds the real Trainer (or Seq2SeqTrainer) with the given arguments on a tiny batch and "
+        "runs one training step, then saves and reloads, and evaluates, predicts or generates where the "
+        "arguments switch those on. Any exception is reported with the phase, the exception and the line "
+        "that raised it."
+    )
+    fires = (Example(KWARGS_WRAPPER.replace("self.model(**kwargs)", "self.model(**kwargs).logits"),
+                     args={"remove_unused_columns": False}, probe=True),)
+    silent = (Example(EXPLICIT_WRAPPER, probe=True),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        if ctx.probe is None:
+            return
+        for failure in ctx.probe.failures:
+            optional = failure.phase == "save_model" and not (ctx.has(Feature.SAVE) or ctx.has(Feature.LOAD_BEST))
+            yield self.finding(
+                ctx, f"{ctx.subject.cls.__name__}: Trainer {failure.describe()}",
+                severity=Severity.WARNING if optional else Severity.ERROR, member=None,
+                feature=_phase_feature(failure.phase), fix=_phase_fix(failure.phase), phase=failure.phase)
+
+
+def _phase_feature(phase: str) -> Feature:
+    return {"save_model": Feature.SAVE, "evaluate": Feature.EVAL, "predict": Feature.EVAL}.get(phase, Feature.TRAIN)
+
+
+class InvalidLoss(Rule):
+    code = "TC602"
+    name = "invalid-loss"
+    severity = Severity.ERROR
+    summary = "The loss Trainer trained on is missing, not finite, or has no grad_fn."
+    explanation = (
+        "A loss without a grad_fn trains nothing; a NaN or infinite loss destroys the weights; a placeholder "
+        "such as `logits.sum() * 0` hides a missing loss behind a zero. The probe reads what Trainer's "
+        "compute_loss returned on the real step."
+    )
+    fires = (Example(EXPLICIT_WRAPPER.replace(
+        "        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)",
+        "        out = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)\n"
+        "        return {'loss': out.loss.detach(), 'logits': out.logits}"), probe=True),)
+    silent = (Example(EXPLICIT_WRAPPER, probe=True),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        step = ctx.probe.step if ctx.probe else None
+        if step is None or not step.losses:
+            return
+        loss = step.losses[0]
+        problems = []
+        if not hasattr(loss, "detach") or loss.numel() != 1:
+            shape = list(loss.shape) if hasattr(loss, "shape") else type(loss).__name__
+            yield self.finding(ctx, f"{ctx.subject.cls.__name__}: the training loss is not a scalar ({shape}): "
+                                    "Trainer took outputs[0] of what the forward returned",
+                               member="forward", feature=Feature.TRAIN,
+                               fix="return a dict with a scalar 'loss', or a tuple whose first element is the loss")
+            return
+        value = float(loss.detach().float())
+        if not math.isfinite(value):
+            problems.append(f"is {value}")
+        if getattr(loss, "grad_fn", None) is None:
+            problems.append("has no grad_fn (it was computed without autograd, or detached)")
+        if problems:
+            yield self.finding(ctx, f"{ctx.subject.cls.__name__}: the training loss {' and '.join(problems)}",
+                               member="forward", feature=Feature.TRAIN,
+                               fix="compute the loss from the model outputs with autograd on, without .detach()")
+
+
+class MissingGradients(Rule):
+    code = "TC603"
+    name = "missing-gradients"
+    severity = Severity.ERROR
+    summary = "Trainable parameters that the forward used received no gradient on the real step."
+    explanation = (
+        "Reentrant checkpointing (the 4.x default) needs an input that requires grad: with frozen input "
+        "embeddings (LoRA, freeze_llm) no gradient reaches the checkpointed blocks, and their trainable "
+        "weights silently stay as they are. The probe records, for every trainable parameter of a module "
+        "that ran, whether a gradient arrived. Use non-reentrant checkpointing "
+        "(`gradient_checkpointing_kwargs={'use_reentrant': False}`) or `enable_input_require_grads()`."
+    )
+    fires = (Example(_FROZEN_BASE, args=_CHECKPOINTING, probe=True),)
+    silent = (Example(_FROZEN_BASE.replace("use_reentrant=True", "use_reentrant=False"),
+                      args=_CHECKPOINTING, probe=True),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        step = ctx.probe.step if ctx.probe else None
+        model = ctx.subject.instance
+        if step is None or model is None or ctx.probe.failure("train"):
+            return
+        trainable = {n: n.rsplit(".", 1)[0] if "." in n else "" for n, p in model.named_parameters()
+                     if p.requires_grad}
+        used = [n for n, owner in trainable.items() if owner in step.ran]
+        without = sorted(n for n in used if n not in step.grad_norms)
+        if not without:
+            return
+        everything = len(without) == len(used)
+        serious = everything or ctx.has(Feature.CHECKPOINTING)
+        shown = ", ".join(without[:6]) + (f" and {len(without) - 6} more" if len(without) > 6 else "")
+        yield self.finding(
+            ctx, f"{len(without)} of {len(used)} trainable parameters of modules that ran got no gradient: {shown}",
+            severity=Severity.ERROR if serious else Severity.WARNING, member=None,
+            feature=Feature.CHECKPOINTING if ctx.has(Feature.CHECKPOINTING) else Feature.TRAIN,
+            fix="with checkpointing, pass gradient_checkpointing_kwargs={'use_reentrant': False} or call "
+                "enable_input_require_grads(); otherwise make sure the loss depends on these parameters")
+
+
+class CheckpointingIneffective(Rule):
+    code = "TC604"
+    name = "checkpointing-ineffective"
+    severity = Severity.ERROR
+    summary = "Checkpointing is switched on, but no module re-ran its forward during backward."
+    explanation = (
+        "Checkpointed blocks discard their activations and recompute them during backward. The probe "
+        "counts forward calls made while autograd runs the backward pass: none means checkpointing is not "
+        "in effect, whatever the flags or logs say (a shim that only sets `use_cache = False`, or that "
+        "swallows the error of an inner model that cannot checkpoint)."
+    )
+    fires = (Example(_NO_CACHE_SHIM, args=_CHECKPOINTING, probe=True),)
+    silent = (Example(EXPLICIT_WRAPPER.replace(
+        "    def forward", "    def gradient_checkpointing_enable(self, *args, **kwargs):\n"
+                          "        self.model.gradient_checkpointing_enable(*args, **kwargs)\n\n"
+                          "    def forward"), args=_CHECKPOINTING, probe=True),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        probe = ctx.probe
+        if probe is None or probe.step is None or not probe.checkpointing_requested or probe.failure("train"):
+            return
+        if probe.step.recomputed:
+            return
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__}: checkpointing was switched on and the checkpointing call returned, "
+                 "but no module re-ran its forward during backward: training keeps every activation",
+            member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
+            fix="delegate checkpointing to a model that implements it, and let its errors propagate")
+
+
+class LossScaledByAccumulation(Rule):
+    code = "TC605"
+    name = "loss-scaled-by-accumulation"
+    severity = Severity.ERROR
+    summary = "With gradient accumulation, the loss Trainer logs is not the loss without accumulation."
+    explanation = (
+        "The probe trains one optimizer step over identical micro-batches (dropout re-seeded per forward) "
+        "and compares the loss Trainer logs with the model's loss on one micro-batch. They agree when either "
+        "Trainer divides by the accumulation steps or the model normalises by num_items_in_batch; a forward "
+        "that takes `**kwargs` and drops num_items_in_batch logs (and trains on) a loss that many times larger."
+    )
+    fires = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 2}, probe=True,
+                     versions=VersionRange(since=LOSS_KWARGS_ANY_VAR_KEYWORD)),
+             Example(DROPPING_WRAPPER.replace("**kwargs", "**loss_kwargs"), args={"gradient_accumulation_steps": 2},
+                     probe=True))
+    silent = (Example(EXPLICIT_WRAPPER, args={"gradient_accumulation_steps": 2}, probe=True),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        probe = ctx.probe
+        if probe is None or probe.accumulation_steps < 2 or not probe.logged_loss or not probe.reference_loss:
+            return
+        ratio = probe.logged_loss / probe.reference_loss
+        if abs(ratio - 1) < 0.3:
+            return
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__}: with gradient_accumulation_steps={probe.accumulation_steps} Trainer "
+                 f"logged loss {probe.logged_loss:.4f}, but one micro-batch's loss is {probe.reference_loss:.4f} "
+                 f"({ratio:.2f}x): the gradients are scaled the same way",
+            member="forward", feature=Feature.GRAD_ACCUM,
+            fix="declare `accepts_loss_kwargs = False` on the wrapper, or pass num_items_in_batch on to a loss that "
+                "uses it")
+
+
+class ReloadMismatch(Rule):
+    code = "TC606"
+    name = "reload-mismatch"
+    severity = Severity.ERROR
+    summary = "The checkpoint save_model wrote does not reload into the model with equal weights."
+    explanation = (
+        "The probe saves through `Trainer.save_model` into a temporary directory and reads the weights back: "
+        "every key of the model's state dict must be there, bitwise equal, or declared in "
+        "`_keys_to_ignore_on_save`. A missing key loads back as random initialisation when training resumes."
+    )
+    fires = (Example(EXPLICIT_WRAPPER.replace(
+        "    def forward", "    def state_dict(self, *args, **kwargs):\n"
+                          "        state = super().state_dict(*args, **kwargs)\n"
+                          "        state.pop('model.lm_head.weight', None)\n"
+                          "        return state\n\n    def forward"), probe=True),)
+    silent = (Example(EXPLICIT_WRAPPER, probe=True),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        probe = ctx.probe
+        if probe is None or probe.failure("save_model"):
+            return
+        ignored = set(getattr(ctx.subject.instance, "_keys_to_ignore_on_save", None) or [])
+        missing = [k for k in probe.reload_missing if k not in ignored]
+        if missing or probe.reload_mismatched:
+            parts = []
+            if missing:
+                parts.append(f"missing from the checkpoint: {', '.join(missing[:5])}")
+            if probe.reload_mismatched:
+                parts.append(f"different after reload: {', '.join(probe.reload_mismatched[:5])}")
+            yield self.finding(ctx, f"{ctx.subject.cls.__name__}: save_model then reload: " + "; ".join(parts),
+                               member="state_dict", feature=Feature.SAVE,
+                               fix="save every tensor the model needs, or list re-derivable ones in "
+                                   "_keys_to_ignore_on_save and restore them in tie_weights()")
+
+
+class NoEvalLoss(Rule):
+    code = "TC607"
+    name = "no-eval-loss"
+    severity = Severity.ERROR
+    summary = "evaluate() on labelled data returned no eval_loss."
+    explanation = (
+        "With labels in the batch, `evaluate()` should report `eval_loss`; without it `metric_for_best_model="
+        "'loss'` raises KeyError and nothing tells you the model is not learning. The probe runs the real "
+        "evaluate() on the tiny batch."
+    )
+    fires = (Example(KWARGS_WRAPPER, args={"eval_strategy": "steps", "remove_unused_columns": False}, probe=True),)
+    silent = (Example(EXPLICIT_WRAPPER, args={"eval_strategy": "steps"}, probe=True),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        probe = ctx.probe
+        if probe is None or probe.eval_metrics is None or not probe.inputs.has_labels:
+            return
+        if "eval_loss" in probe.eval_metrics:
+            return
+        fatal = ctx.has(Feature.LOAD_BEST)
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__}: evaluate() on labelled data returned "
+                 f"{sorted(probe.eval_metrics)} and no eval_loss",
+            severity=Severity.ERROR if fatal else Severity.WARNING, member="forward", feature=Feature.EVAL,
+            fix="name the label parameter in forward, or set label_names")
+
+
+class ProbeLeftTrace(Rule):
+    code = "TC608"
+    name = "probe-left-trace"
+    severity = Severity.ERROR
+    summary = "The probe could not restore the model bitwise (a bug in trainer-compat: please report it)."
+    explanation = ("After the dry-run the model must be bitwise identical: parameters, buffers, gradients, "
+                   "requires_grad, modes, checkpointing flags, hooks and RNG state. This rule reports what was "
+                   "not, so the promise is checked on every run rather than assumed.")
+    fires = (Example(EXPLICIT_WRAPPER.replace(
+        "    def forward(self, input_ids, attention_mask=None, labels=None):",
+        "    def forward(self, input_ids, attention_mask=None, labels=None):\n"
+        "        if not hasattr(self, 'seen_batch'):  # state the probe cannot take back\n"
+        "            self.register_buffer('seen_batch', input_ids.detach().clone())"), probe=True),)
+    silent = (Example(EXPLICIT_WRAPPER, args=_CHECKPOINTING, probe=True),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        if ctx.probe is not None and ctx.probe.leftovers:
+            yield self.finding(ctx, f"the probe left changes on the model: {', '.join(ctx.probe.leftovers[:8])}",
+                               feature=Feature.TRAIN)
+
+
+class ProbeSkipped(Rule):
+    code = "TC600"
+    name = "probe-skipped"
+    severity = Severity.WARNING
+    summary = "The probe could not run: no instance, or no inputs it could build."
+    explanation = ("The probe builds one example from the forward signature, `main_input_name` and the config's "
+                   "sizes. When it cannot (a forward that takes unnamed tensors, inputs of unknown shape), pass a "
+                   "sample: `--sample file.pt|.json` or `sample=` in the API.")
+    fires = (Example(_NOTHING_TO_BUILD, probe=True),)
+    silent = (Example(EXPLICIT_WRAPPER, probe=True),)
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        if ctx.probe is None or ctx.probe.inputs.available:
+            return
+        yield self.finding(ctx, f"probe skipped: {ctx.probe.inputs.source}", feature=Feature.TRAIN,
+                           fix="pass --sample file.pt|.json (one example: a mapping of input names to tensors)")
