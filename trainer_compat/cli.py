@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="TrainingArguments fields: a JSON object or a .json/.yaml file")
     check.add_argument("--trainer", choices=("trainer", "seq2seq"), default="trainer")
     check.add_argument("--init-kwargs", metavar="JSON", help="keyword arguments for a class or factory target")
+    check.add_argument("--probe", action="store_true",
+                       help="also dry-run the real Trainer on a tiny batch (the model is restored bitwise)")
+    check.add_argument("--sample", metavar="FILE", help="one example for the probe: a .pt or .json mapping")
     check.add_argument("--format", choices=("full", "text", "json"), default="full")
     check.add_argument("--color", action="store_true", help="colour the full report")
     check.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -72,12 +75,19 @@ def _check(options: argparse.Namespace) -> int:
     from trainer_compat.targets import load_target
 
     fields = load_args_spec(options.training_args) if options.training_args else None
+    if options.sample and not options.probe:
+        raise UsageError("--sample is for the probe: add --probe")
+    if options.sample:
+        from trainer_compat.probe.batch import load_sample
+
+        load_sample(options.sample)  # bad samples are usage errors, before any target is imported
     init_kwargs = _init_kwargs(options.init_kwargs)
     setup = build_setup(fields, options.trainer)
     reports = []
     for spec in options.targets:
         obj = load_target(spec)
-        reports.append(check_subject(build_subject(obj, target=spec, init_kwargs=init_kwargs), setup))
+        subject = build_subject(obj, target=spec, init_kwargs=init_kwargs)
+        reports.append(check_subject(subject, setup, probe=options.probe, sample=options.sample))
     if options.format == "full":
         from trainer_compat.render.terminal import render_terminal
 

@@ -95,10 +95,9 @@ def _run_phases(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: Pr
         _capture_losses(trainer, step)
         result = _phase(seen, "train", trainer.train)
     seen.step = step
-    if result is None:
-        return
-    seen.logged_loss = float(result.training_loss)
-    seen.reference_loss = _phase(seen, "reference forward", lambda: _reference_loss(trainer, model, inputs))
+    if result is not None:
+        seen.logged_loss = float(result.training_loss)
+        seen.reference_loss = _phase(seen, "reference forward", lambda: _reference_loss(trainer, model, inputs))
     _phase(seen, "save_model", lambda: _save_and_reload(trainer, model, workdir / "saved", seen))
     if setup.has(Feature.EVAL) or setup.has(Feature.PREDICT_WITH_GENERATE):
         dataset = _dataset(inputs, 2)
@@ -117,13 +116,16 @@ def _phase(seen: ProbeObservations, phase: str, action: Callable[[], Any]) -> An
 
 
 def _innermost(exc: BaseException) -> str | None:
+    """The deepest Trainer frame (where transformers made the call), else the deepest non-torch one."""
     frames = traceback.extract_tb(exc.__traceback__)
-    for frame in reversed(frames):
-        if f"{os.sep}torch{os.sep}" not in frame.filename and "trainer_compat" not in frame.filename:
-            parts = Path(frame.filename).parts
-            name = "/".join(parts[parts.index("transformers"):]) if "transformers" in parts else frame.filename
-            return f"{name}:{frame.lineno}"
-    return None
+    in_transformers = [f for f in frames if f"{os.sep}transformers{os.sep}" in f.filename]
+    others = [f for f in frames if f"{os.sep}torch{os.sep}" not in f.filename and "trainer_compat" not in f.filename]
+    frame = (in_transformers or others or [None])[-1]
+    if frame is None:
+        return None
+    parts = Path(frame.filename).parts
+    shown = "/".join(parts[parts.index("site-packages") + 1:]) if "site-packages" in parts else frame.filename
+    return f"{shown}:{frame.lineno}"
 
 
 def _probe_args(setup: TrainingSetup, inputs: Inputs, workdir: Path) -> Any:
@@ -268,12 +270,18 @@ def _move_back(model: nn.Module, devices: dict[str, torch.device]) -> None:
 def _quiet() -> Iterator[None]:
     import logging
 
+    from transformers.utils import logging as hf_logging
+
     logger = logging.getLogger("transformers")
     level = logger.level
+    bars = hf_logging.is_progress_bar_enabled()
     logger.setLevel(logging.ERROR)
+    hf_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         logger.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
