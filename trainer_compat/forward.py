@@ -121,11 +121,20 @@ def loss_kwargs_decision(subject: Subject, version: Version) -> LossKwargs:
     return LossKwargs(True, f"forward takes **{var_kw.name}")
 
 
+def unwrap_compiled(module: Any) -> Any:
+    """The module inside a torch.compile wrapper, found without attribute look-ups (a __getattr__ may raise)."""
+    try:
+        from torch._dynamo.eval_frame import OptimizedModule
+    except ImportError:  # pragma: no cover - torch without dynamo
+        return module
+    return vars(module)["_modules"]["_orig_mod"] if isinstance(module, OptimizedModule) else module
+
+
 def _unwrapped_for_loss_kwargs(subject: Subject) -> Any:
     module = subject.instance
     if module is None:
         return None
-    module = getattr(module, "_orig_mod", module)  # accelerate's unwrap_model strips torch.compile
+    module = unwrap_compiled(module)  # accelerate's unwrap_model strips torch.compile
     if subject.is_peft and hasattr(module, "get_base_model"):
         module = module.get_base_model()
     return module
