@@ -79,20 +79,27 @@ def infer_inputs(subject: Subject, trainer: str) -> Inputs:
     if source_module is None:
         return Inputs(None, f"{subject.cls.__name__}.forward{view.short} declares no inputs the probe can build; "
                             "pass a sample (--sample file.pt|.json, sample= in the API)")
-    config = getattr(source_module, "config", None) or _find_config(model)
+    config = _safe_attr(source_module, "config") or _find_config(model)
     example: dict[str, torch.Tensor] = {}
     for name in names:
         tensor = _make(name, config, trainer, source_module)
         if tensor is not None:
             example[name] = tensor
-    wanted = _required(view) if source_module is model or source_module is getattr(model, "get_base_model",
-                                                                                      lambda: None)() else []
+    wanted = _required(view) if source_module is model else []
     unknown = [n for n in wanted if n not in example]
     if unknown or not example:
         return Inputs(None, f"cannot build {', '.join(unknown) or 'any input'} for "
                             f"{type(source_module).__name__}.forward; pass a sample (--sample file.pt|.json)")
     where = "its forward" if source_module is model else f"the inner {type(source_module).__name__}"
     return Inputs(example, f"synthetic: {', '.join(f'{k}{list(v.shape)}' for k, v in example.items())} from {where}")
+
+
+def _safe_attr(module: nn.Module, name: str) -> Any:
+    """getattr that survives a user's __getattr__ that recurses or raises (other rules report those)."""
+    try:
+        return getattr(module, name, None)
+    except Exception:
+        return None
 
 
 def _required(view: ForwardView) -> list[str]:
@@ -108,7 +115,8 @@ def _declaring_module(subject: Subject, view: ForwardView) -> tuple[nn.Module | 
     named = view.keyword_params
     if named:
         labels = [n for n in named if "label" in n]
-        main = getattr(model, "main_input_name", None)
+        info = subject.member("main_input_name")
+        main = info.value if info.present else None
         keep = [n for n in named if n in _required(view) or n in ("attention_mask",) or n == main]
         return model, list(dict.fromkeys(keep + labels[:1]))
     from transformers import PreTrainedModel

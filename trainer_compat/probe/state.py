@@ -138,8 +138,9 @@ def _config_state(model: nn.Module) -> dict[str, Any] | None:
 
 
 def _restore_config(model: nn.Module, saved: dict[str, Any] | None) -> None:
+    modules = dict(model.named_modules())  # not get_submodule: it probes a user's __getattr__ with hasattr
     for name, values in (saved or {}).items():
-        config = model.get_submodule(name).__dict__.get("config") if name else model.__dict__.get("config")
+        config = modules[name].__dict__.get("config") if name in modules else None
         if config is None:
             continue
         for key, value in values.items():

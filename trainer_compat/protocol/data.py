@@ -14,9 +14,13 @@ from trainer_compat.protocol.model import CallShape, Guard, Kind, Requirement, S
 from trainer_compat.versions import VersionRange
 
 # Release boundaries (first release with the new behaviour).
-ACTIVATION_CHECKPOINTING = "5.20.0"  # activation_checkpointing_enable preferred; every_n_layers/offload passed
+EVERY_N_LAYERS = "5.16.0"  # gradient_checkpointing_enable(..., every_n_layers=...) (and the call moved in 5.3.0)
+OFFLOAD = "5.17.0"  # ... and offload=...
+ACTIVATION_CHECKPOINTING = "5.23.0"  # activation_checkpointing_enable preferred, gradient_checkpointing_enable fallback
 LOSS_KWARGS_ANY_VAR_KEYWORD = "4.47.0"  # any **kwargs in forward makes model_accepts_loss_kwargs True
-ACCEPTS_LOSS_KWARGS_ATTR = "4.54.0"  # model.accepts_loss_kwargs is honoured
+ACCUMULATION_DIVIDED = "4.48.0"  # training_step divides the loss by gradient_accumulation_steps when it passes no
+# num_items_in_batch (4.46.0-4.47.x never divide: the gradient of such a model is accumulation-steps times too large)
+ACCEPTS_LOSS_KWARGS_ATTR = "4.48.0"  # model.accepts_loss_kwargs is honoured
 LABEL_SMOOTHING_READS_CONFIG = "4.56.0"  # Trainer.__init__ reads model.config with label smoothing on
 USE_CACHE_ASSIGNMENT = "5.0.0"  # Trainer.__init__ assigns model.config.use_cache
 
@@ -32,18 +36,27 @@ _AC_FIX = (
     "for transformers 4.x), or run `trainer-compat fix`"
 )
 
-REQUIREMENTS: tuple[Requirement, ...] = (
-    Requirement(
+
+def _gradient_checkpointing(kwargs: tuple[str, ...], versions: VersionRange) -> Requirement:
+    return Requirement(
         member="gradient_checkpointing_enable",
         kind=Kind.METHOD,
         features=frozenset({F.CHECKPOINTING}),
         guard=Guard.HARD,
         site=Site(r"\.gradient_checkpointing_enable\("),
-        call=CallShape(("gradient_checkpointing_kwargs",)),
-        versions=VersionRange(until=ACTIVATION_CHECKPOINTING),
+        call=CallShape(kwargs),
+        versions=versions,
         consequence="Trainer.train() raises AttributeError before the first step",
         fix=_GC_FIX,
-    ),
+    )
+
+
+REQUIREMENTS: tuple[Requirement, ...] = (
+    _gradient_checkpointing(("gradient_checkpointing_kwargs",), VersionRange(until=EVERY_N_LAYERS)),
+    _gradient_checkpointing(("gradient_checkpointing_kwargs", "every_n_layers"),
+                            VersionRange(since=EVERY_N_LAYERS, until=OFFLOAD)),
+    _gradient_checkpointing(("gradient_checkpointing_kwargs", "every_n_layers", "offload"),
+                            VersionRange(since=OFFLOAD, until=ACTIVATION_CHECKPOINTING)),
     Requirement(
         member="gradient_checkpointing_enable",
         kind=Kind.METHOD,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from trainer_compat.findings import Finding, Severity
-from trainer_compat.protocol.data import ACTIVATION_CHECKPOINTING
+from trainer_compat.protocol.data import EVERY_N_LAYERS
 from trainer_compat.protocol.model import Guard, Kind, Requirement
 from trainer_compat.rules.base import Context, Example, Rule, first_feature, site_of
 from trainer_compat.subject import MemberInfo, Provenance, source_location
@@ -43,7 +43,7 @@ class MissingMember(Rule):
     summary = "A member that Trainer reads or calls for the enabled features is missing."
     explanation = (
         "Trainer reads or calls some members of the model only when a feature is switched on: "
-        "`gradient_checkpointing_enable` (5.20+: `activation_checkpointing_enable` first) with checkpointing, "
+        "`gradient_checkpointing_enable` (5.23+: `activation_checkpointing_enable` first) with checkpointing, "
         "`get_input_embeddings` with NEFTune, `generate` and `generation_config` with predict_with_generate, "
         "`config` with label smoothing, `_keys_to_ignore_on_save` when a checkpoint is loaded back. "
         "A plain `nn.Module` wrapper has none of them, and Trainer fails when it reaches the call, "
@@ -105,7 +105,8 @@ class IncompatibleSignature(Rule):
     summary = "A member exists but the call this transformers version makes does not bind to it."
     explanation = (
         "The calls change between releases: 4.x calls "
-        "`gradient_checkpointing_enable(gradient_checkpointing_kwargs=...)`; 5.20+ calls "
+        "`gradient_checkpointing_enable(gradient_checkpointing_kwargs=...)`; 5.16+ adds `every_n_layers=...` and "
+        "5.17+ `offload=...`; 5.23+ calls "
         "`activation_checkpointing_enable(activation_checkpointing_kwargs=..., every_n_layers=..., offload=...)` "
         "or, as a deprecated fallback, `gradient_checkpointing_enable(gradient_checkpointing_kwargs=..., "
         "every_n_layers=..., offload=...)`. A shim written for one version with a fixed signature raises "
@@ -115,7 +116,7 @@ class IncompatibleSignature(Rule):
         "    def forward",
         "    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):\n"
         "        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)\n"
-        "\n    def forward"), args={"gradient_checkpointing": True}, versions=VersionRange(since=ACTIVATION_CHECKPOINTING)),
+        "\n    def forward"), args={"gradient_checkpointing": True}, versions=VersionRange(since=EVERY_N_LAYERS)),
              Example(_WRAPPER.replace(
                  "    def forward",
                  "    def gradient_checkpointing_enable(self):\n"

@@ -260,7 +260,8 @@ class ReloadMismatch(Rule):
         probe = ctx.probe
         if probe is None or probe.failure("save_model"):
             return
-        ignored = set(getattr(ctx.subject.instance, "_keys_to_ignore_on_save", None) or [])
+        declared = ctx.subject.member("_keys_to_ignore_on_save")
+        ignored = set(declared.value or []) if declared.present else set()
         missing = [k for k in probe.reload_missing if k not in ignored]
         if missing or probe.reload_mismatched:
             parts = []
