@@ -21,7 +21,13 @@ class StepObservations:
     forward_calls: Counter[str] = field(default_factory=Counter)  # module name -> calls outside backward
     recomputed: Counter[str] = field(default_factory=Counter)  # module name -> calls during backward
     grad_norms: dict[str, float] = field(default_factory=dict)  # parameter name -> sum of grad norms seen
+    final_grad_sq: dict[str, float] = field(default_factory=dict)  # parameter name -> |grad|^2 after the last
+    # accumulation, i.e. what the optimizer step (before clipping) is given
     losses: list[Any] = field(default_factory=list)  # what compute_loss returned, per micro-batch
+
+    @property
+    def accumulated_grad_norm(self) -> float:
+        return sum(self.final_grad_sq.values()) ** 0.5
 
     @property
     def ran(self) -> set[str]:
@@ -55,6 +61,8 @@ def _counter(seen: StepObservations, name: str) -> Any:
 def _grad_recorder(seen: StepObservations, name: str) -> Any:
     def hook(param: torch.Tensor) -> None:
         if param.grad is not None:
-            seen.grad_norms[name] = seen.grad_norms.get(name, 0.0) + float(param.grad.detach().float().norm())
+            norm = float(param.grad.detach().float().norm())
+            seen.grad_norms[name] = seen.grad_norms.get(name, 0.0) + norm
+            seen.final_grad_sq[name] = norm * norm
 
     return hook

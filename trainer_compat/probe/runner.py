@@ -51,6 +51,7 @@ class ProbeObservations:
     step: StepObservations | None = None
     logged_loss: float | None = None
     reference_loss: float | None = None
+    reference_grad_norm: float | None = None  # |grad| of one micro-batch's loss, no accumulation
     accumulation_steps: int = 1
     checkpointing_requested: bool = False
     saved_files: list[str] = field(default_factory=list)
@@ -97,7 +98,9 @@ def _run_phases(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: Pr
     seen.step = step
     if result is not None:
         seen.logged_loss = float(result.training_loss)
-        seen.reference_loss = _phase(seen, "reference forward", lambda: _reference_loss(trainer, model, inputs))
+        reference = _phase(seen, "reference step", lambda: _reference_step(trainer, model, inputs))
+        if reference is not None:
+            seen.reference_loss, seen.reference_grad_norm = reference
     _phase(seen, "save_model", lambda: _save_and_reload(trainer, model, workdir / "saved", seen))
     if setup.has(Feature.EVAL) or setup.has(Feature.PREDICT_WITH_GENERATE):
         dataset = _dataset(inputs, 2)
@@ -197,17 +200,23 @@ def _seeded_forward(model: nn.Module) -> Iterator[None]:
         handle.remove()
 
 
-def _reference_loss(trainer: Any, model: nn.Module, inputs: Inputs) -> float | None:
-    """The loss of one micro-batch without accumulation or loss kwargs: what Trainer should log."""
+def _reference_step(trainer: Any, model: nn.Module, inputs: Inputs) -> tuple[float, float] | None:
+    """One micro-batch's loss and gradient norm, without accumulation or loss kwargs: what Trainer should see."""
     if not inputs.has_labels:
         return None
     batch = trainer.data_collator(_dataset(inputs, trainer.args.per_device_train_batch_size))
     batch = trainer._prepare_inputs(batch)
-    with torch.no_grad(), _seeded_forward(model):
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for param in trainable:
+        param.grad = None
+    with _seeded_forward(model):
         model.train()
         outputs = model(**batch)
     loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
-    return float(loss)
+    if loss.requires_grad:
+        loss.backward()
+    norm = sum(float(p.grad.detach().float().norm()) ** 2 for p in trainable if p.grad is not None) ** 0.5
+    return float(loss.detach()), norm
 
 
 def _save_and_reload(trainer: Any, model: nn.Module, target: Path, seen: ProbeObservations) -> None:

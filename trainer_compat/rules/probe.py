@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
-from trainer_compat.protocol.data import LOSS_KWARGS_ANY_VAR_KEYWORD
+from trainer_compat.protocol.data import ACCUMULATION_DIVIDED, LOSS_KWARGS_ANY_VAR_KEYWORD
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.rules.checkpointing import SWALLOWING_SHIM
 from trainer_compat.rules.forward import DROPPING_WRAPPER, EXPLICIT_WRAPPER, KWARGS_WRAPPER
@@ -210,33 +211,55 @@ class LossScaledByAccumulation(Rule):
     code = "TC605"
     name = "loss-scaled-by-accumulation"
     severity = Severity.ERROR
-    summary = "With gradient accumulation, the loss Trainer logs is not the loss without accumulation."
+    summary = "With gradient accumulation, the logged loss or the gradient is not that of one plain batch."
     explanation = (
         "The probe trains one optimizer step over identical micro-batches (dropout re-seeded per forward) "
-        "and compares the loss Trainer logs with the model's loss on one micro-batch. They agree when either "
-        "Trainer divides by the accumulation steps or the model normalises by num_items_in_batch; a forward "
-        "that takes `**kwargs` and drops num_items_in_batch logs (and trains on) a loss that many times larger."
+        "and compares the loss Trainer logs, and the accumulated gradient, with the loss and gradient of one "
+        "micro-batch. They agree when either Trainer divides by the accumulation steps or the model normalises "
+        "by num_items_in_batch; a forward that takes `**kwargs` and drops num_items_in_batch logs (and trains "
+        "on) a loss that many times larger, and transformers before 4.48 never divides the gradient of a model "
+        "that takes no loss kwargs, while its logged loss looks right."
     )
     fires = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 2}, probe=True,
                      versions=VersionRange(since=LOSS_KWARGS_ANY_VAR_KEYWORD)),
              Example(DROPPING_WRAPPER.replace("**kwargs", "**loss_kwargs"), args={"gradient_accumulation_steps": 2},
-                     probe=True))
-    silent = (Example(EXPLICIT_WRAPPER, args={"gradient_accumulation_steps": 2}, probe=True),)
+                     probe=True),
+             Example(EXPLICIT_WRAPPER, args={"gradient_accumulation_steps": 2}, probe=True,
+                     versions=VersionRange(until=ACCUMULATION_DIVIDED)))
+    silent = (Example(EXPLICIT_WRAPPER, args={"gradient_accumulation_steps": 2}, probe=True,
+                      versions=VersionRange(since=ACCUMULATION_DIVIDED)),
+              Example(EXPLICIT_WRAPPER, args={"gradient_accumulation_steps": 1}, probe=True))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         probe = ctx.probe
         if probe is None or probe.accumulation_steps < 2 or not probe.logged_loss or not probe.reference_loss:
             return
-        ratio = probe.logged_loss / probe.reference_loss
-        if abs(ratio - 1) < 0.3:
+        steps, name = probe.accumulation_steps, ctx.subject.cls.__name__
+        loss_ratio = probe.logged_loss / probe.reference_loss
+        if abs(loss_ratio - 1) >= 0.3:
+            yield self.finding(
+                ctx, f"{name}: with gradient_accumulation_steps={steps} Trainer logged loss {probe.logged_loss:.4f}, "
+                     f"but one micro-batch's loss is {probe.reference_loss:.4f} ({loss_ratio:.2f}x): the gradients "
+                     "are scaled the same way",
+                member="forward", feature=Feature.GRAD_ACCUM,
+                fix="declare `accepts_loss_kwargs = False` on the wrapper, or pass num_items_in_batch on to a loss "
+                    "that uses it")
             return
-        yield self.finding(
-            ctx, f"{ctx.subject.cls.__name__}: with gradient_accumulation_steps={probe.accumulation_steps} Trainer "
-                 f"logged loss {probe.logged_loss:.4f}, but one micro-batch's loss is {probe.reference_loss:.4f} "
-                 f"({ratio:.2f}x): the gradients are scaled the same way",
-            member="forward", feature=Feature.GRAD_ACCUM,
-            fix="declare `accepts_loss_kwargs = False` on the wrapper, or pass num_items_in_batch on to a loss that "
-                "uses it")
+        grad_ratio = _grad_ratio(probe)
+        if grad_ratio is not None and abs(grad_ratio - 1) >= 0.3:
+            yield self.finding(
+                ctx, f"{name}: with gradient_accumulation_steps={steps} the logged loss is right, but the "
+                     f"accumulated gradient is {grad_ratio:.2f}x the gradient of one micro-batch: transformers "
+                     f"{ctx.version} does not divide it by the accumulation steps for this model",
+                member="forward", feature=Feature.GRAD_ACCUM,
+                fix="upgrade transformers (4.48.1 or later divides), or take **loss_kwargs in forward and divide "
+                    "the summed loss by num_items_in_batch")
+
+
+def _grad_ratio(probe: Any) -> float | None:
+    if probe.step is None or not probe.reference_grad_norm:
+        return None
+    return probe.step.accumulated_grad_norm / probe.reference_grad_norm
 
 
 class ReloadMismatch(Rule):
