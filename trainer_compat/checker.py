@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from trainer_compat.errors import TargetError, UsageError
 from trainer_compat.features import TrainingSetup, build_setup
+from trainer_compat.meta import LoadsWeights, is_on_meta, on_meta
 from trainer_compat.findings import Finding
 from trainer_compat.report import MemberRow, Report
 from trainer_compat.rules import ALL_RULES, Context
@@ -36,23 +37,26 @@ def check(
     ``args`` is a ``TrainingArguments`` or a dict of its fields (None: Trainer's defaults);
     ``trainer`` is ``"trainer"`` or ``"seq2seq"``. ``probe=True`` adds the dry-run through the real
     Trainer on a tiny batch (``sample``: one example as a dict of tensors, or a .pt/.json path), after
-    which the model is bitwise as it was.
+    which the model is bitwise as it was. Without the probe a class or factory is built on the meta device
+    (no weights allocated); an instance is checked as it is, never copied.
     """
     setup = build_setup(args, trainer)
-    subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs)
+    subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs, meta=not probe)
     return check_subject(subject, setup, probe=probe, sample=sample)
 
 
-def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None) -> Subject:
+def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None,
+                  meta: bool = True) -> Subject:
+    """``meta``: build a class or factory on the meta device (the probe rebuilds it on the real one)."""
     name = target or _default_name(obj)
     if isinstance(obj, nn.Module):
         return Subject.of(obj, name)
     if isinstance(obj, type):
         if not issubclass(obj, nn.Module):
             raise TargetError(name, f"{obj.__qualname__} is not a torch.nn.Module subclass")
-        return _instantiate(obj, name, init_kwargs or {})
+        return _instantiate(obj, name, init_kwargs or {}, meta)
     if callable(obj):
-        return _from_factory(obj, name, init_kwargs or {})
+        return _from_factory(obj, name, init_kwargs or {}, meta)
     raise TargetError(name, f"a {type(obj).__name__} is not a torch.nn.Module, a class or a factory")
 
 
@@ -77,34 +81,62 @@ def _missing_required(func: Any, kwargs: dict[str, Any], skip_self: bool) -> lis
             and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
-def _instantiate(cls: type, name: str, kwargs: dict[str, Any]) -> Subject:
+def _instantiate(cls: type, name: str, kwargs: dict[str, Any], meta: bool = False) -> Subject:
     missing = _missing_required(cls.__init__, kwargs, skip_self=True)
     if missing:
         subject = Subject(cls=cls, target=name,
                           not_built=f"__init__ needs {', '.join(missing)} (pass --init-kwargs)")
         return subject
     try:
-        instance = cls(**kwargs)
-    except Exception as exc:
-        raise TargetError(name, f"{cls.__qualname__}(**{kwargs!r}) raised {type(exc).__name__}: {exc}") from exc
-    return Subject.of(instance, name)
+        instance = _construct(lambda: cls(**kwargs), name, f"{cls.__qualname__}(**{kwargs!r})", meta)
+    except LoadsWeights as exc:
+        return Subject(cls=cls, target=name, not_built=f"{exc}; pass --init-kwargs with a tiny config, or --probe")
+    return _subject(instance, name, lambda: _instantiate(cls, name, kwargs))
 
 
-def _from_factory(func: Any, name: str, kwargs: dict[str, Any]) -> Subject:
+def _from_factory(func: Any, name: str, kwargs: dict[str, Any], meta: bool = False) -> Subject:
     missing = _missing_required(func, kwargs, skip_self=False)
     if missing:
         raise TargetError(name, f"factory needs arguments {', '.join(missing)} (pass --init-kwargs)")
     try:
-        result = func(**kwargs)
-    except Exception as exc:
-        raise TargetError(name, f"factory raised {type(exc).__name__}: {exc}") from exc
+        result = _construct(lambda: func(**kwargs), name, "factory", meta)
+    except LoadsWeights as exc:
+        raise TargetError(name, f"factory not built: {exc}; give it a tiny config (--init-kwargs), name the "
+                                "class it builds, or pass --probe") from exc
     if not isinstance(result, nn.Module):
         raise TargetError(name, f"factory returned a {type(result).__name__}, not a torch.nn.Module")
-    return Subject.of(result, name)
+    return _subject(result, name, lambda: _from_factory(func, name, kwargs))
+
+
+def _construct(make: Any, name: str, what: str, meta: bool) -> Any:
+    """``make()``, on the meta device when asked; an __init__ that needs real data is built for real."""
+    if meta:
+        try:
+            with on_meta():
+                return make()
+        except LoadsWeights:
+            raise
+        except Exception:
+            pass  # e.g. .item() or .numpy() on a meta tensor: build it on the real device
+        except SystemExit as exc:
+            raise TargetError(name, f"{what} raised SystemExit: {exc}") from exc
+    try:
+        return make()
+    except (Exception, SystemExit) as exc:
+        raise TargetError(name, f"{what} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _subject(model: Any, name: str, rebuild: Any) -> Subject:
+    subject = Subject.of(model, name)
+    if isinstance(model, nn.Module) and is_on_meta(model):
+        subject.rebuild = rebuild  # the probe needs real weights
+    return subject
 
 
 def check_subject(subject: Subject, setup: TrainingSetup, *, probe: bool = False, sample: Any = None) -> Report:
     version = installed_transformers()
+    if probe and subject.rebuild is not None:
+        subject = subject.rebuild()
     ctx = Context(subject=subject, setup=setup, version=version)
     if subject.not_built:
         ctx.skip("instance checks", f"{subject.cls.__qualname__} was not built: {subject.not_built}")

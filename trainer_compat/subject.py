@@ -94,6 +94,7 @@ class Subject:
     instance: nn.Module | None = None
     target: str = ""
     not_built: str | None = None  # why there is no instance
+    rebuild: Any = field(default=None, repr=False)  # builds it again on the real device (set when on meta)
 
     @classmethod
     def of(cls, model: Any, target: str = "") -> Subject:

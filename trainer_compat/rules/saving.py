@@ -21,15 +21,20 @@ def shared_tensor_groups(state_dict: dict[str, Any]) -> list[list[str]]:
     """Groups of state-dict keys whose tensors share storage (what safetensors refuses to save)."""
     groups: dict[tuple[str, int], list[str]] = defaultdict(list)
     for key, tensor in state_dict.items():
-        if not hasattr(tensor, "untyped_storage") or tensor.device.type == "meta" or tensor.numel() == 0:
+        if not hasattr(tensor, "untyped_storage") or tensor.numel() == 0:
             continue
-        groups[(str(tensor.device), tensor.untyped_storage().data_ptr())].append(key)
+        groups[(str(tensor.device), _storage_id(tensor))].append(key)
     return [sorted(keys) for keys in groups.values() if len(keys) > 1]
 
 
+def _storage_id(tensor: Any) -> int:
+    """Which storage a tensor views: its data pointer, or on the meta device (no data) the storage itself."""
+    storage = tensor.untyped_storage()
+    return storage._cdata if tensor.device.type == "meta" else storage.data_ptr()
+
+
 def non_contiguous(state_dict: dict[str, Any]) -> list[str]:
-    return sorted(k for k, t in state_dict.items()
-                  if hasattr(t, "is_contiguous") and t.device.type != "meta" and not t.is_contiguous())
+    return sorted(k for k, t in state_dict.items() if hasattr(t, "is_contiguous") and not t.is_contiguous())
 
 
 class UnsafeStateDict(Rule):
