@@ -16,9 +16,15 @@ PROFILES: tuple[Profile, ...] = (
     Profile("defaults", {}),
     Profile("defaults_datasets", {}, dataset="datasets", needs=("datasets",)),
     Profile("checkpointing", {"gradient_checkpointing": True, "save_strategy": "no"}),
-    Profile("save_eval_best", {"eval_strategy": "steps", "save_strategy": "steps", "load_best_model_at_end": True}),
+    # the same for forwards that take **kwargs (the seed case): columns kept, so checkpointing decides
+    Profile("checkpointing_keep_columns", {"gradient_checkpointing": True, "remove_unused_columns": False,
+                                           "save_strategy": "no"}),
+    # columns kept, so saving, evaluation and loading the best model decide (defaults covers the columns)
+    Profile("save_eval_best", {"eval_strategy": "steps", "save_strategy": "steps", "load_best_model_at_end": True,
+                               "remove_unused_columns": False}),
     Profile("grad_accum", {"gradient_accumulation_steps": 2, "save_strategy": "no"}),
     Profile("keep_columns", {"remove_unused_columns": False, "save_strategy": "no"}),
+    Profile("save_keep_columns", {"remove_unused_columns": False, "save_strategy": "steps"}),
     Profile("generate", {"predict_with_generate": True, "eval_strategy": "steps", "save_strategy": "no"},
             trainers=("seq2seq",), predict=True),
 )

@@ -297,6 +297,27 @@ class TinyLMFlagOnly(TinyLM):
         self.checkpointing = True
 
 
+class TinyLMFlagUnread(TinyLM):
+    """Sets a `gradient_checkpointing` flag that its forward never reads."""
+
+    def gradient_checkpointing_enable(self, *args, **kwargs):
+        self.gradient_checkpointing = True
+
+    def activation_checkpointing_enable(self, *args, **kwargs):
+        self.gradient_checkpointing = True
+
+
+class TinyLMNormalising(TinyLM):
+    """Takes **loss_kwargs and divides its summed loss by num_items_in_batch (right on every version)."""
+
+    def forward(self, input_ids, attention_mask=None, labels=None, **loss_kwargs):
+        logits = self.head(self.hidden(input_ids))
+        if labels is None:
+            return {"logits": logits}
+        loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")
+        return {"loss": loss / loss_kwargs.get("num_items_in_batch", labels.numel()), "logits": logits}
+
+
 # --- seq2seq ---------------------------------------------------------------------------------------------
 
 
@@ -429,6 +450,8 @@ ZOO: tuple[Entry, ...] = (
     Entry("pure_no_loss", TinyLMNoLoss),
     Entry("pure_checkpointing", TinyLMCheckpointing),
     Entry("pure_flag_only", TinyLMFlagOnly),
+    Entry("pure_flag_unread", TinyLMFlagUnread),
+    Entry("pure_normalising", TinyLMNormalising),
     Entry("seq2seq_wrapper", Seq2SeqWrapper, "seq2seq"),
     Entry("seq2seq_no_generate", Seq2SeqWrapperNoGenerate, "seq2seq"),
     Entry("seq2seq_no_generation_config", Seq2SeqWrapperNoGenerationConfig, "seq2seq"),

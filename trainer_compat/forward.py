@@ -103,7 +103,7 @@ class LossKwargs:
 
 def loss_kwargs_decision(subject: Subject, version: Version) -> LossKwargs:
     """Whether this Trainer version passes num_items_in_batch and stops dividing by accumulation steps."""
-    module = _unwrapped_for_loss_kwargs(subject)
+    module = loss_module(subject)
     if version >= Version(ACCEPTS_LOSS_KWARGS_ATTR):
         info = subject.member("accepts_loss_kwargs") if module is subject.instance else None
         if info is not None and info.present and info.value is not None and not callable(info.value):
@@ -130,7 +130,8 @@ def unwrap_compiled(module: Any) -> Any:
     return vars(module)["_modules"]["_orig_mod"] if isinstance(module, OptimizedModule) else module
 
 
-def _unwrapped_for_loss_kwargs(subject: Subject) -> Any:
+def loss_module(subject: Subject) -> Any:
+    """The module whose forward Trainer inspects for loss kwargs: torch.compile and PEFT unwrapped."""
     module = subject.instance
     if module is None:
         return None
@@ -140,8 +141,13 @@ def _unwrapped_for_loss_kwargs(subject: Subject) -> Any:
     return module
 
 
-def uses_num_items_in_batch(function: Any) -> bool | None:
-    """Does this forward read num_items_in_batch, or pass its **kwargs on? None when its source is unknown."""
+def uses_num_items_in_batch(function: Any, owner: Any = None, depth: int = 0) -> bool | None:
+    """Does this forward read num_items_in_batch, or hand its **kwargs to something that does?
+
+    None when its source is unknown. ``owner`` (the module whose forward it is) lets the answer follow
+    ``self.<submodule>(**kwargs)`` into the inner model. A PreTrainedModel normalises by num_items_in_batch only
+    through ``self.loss_function(..., **kwargs)``; its other calls hand the kwargs to layers, not to the loss.
+    """
     node = parse_function(function)
     if node is None:
         return None
@@ -150,14 +156,58 @@ def uses_num_items_in_batch(function: Any) -> bool | None:
         return _name_used(node, "num_items_in_batch")
     if any(_is_discarded_pop(sub) for sub in ast.walk(node)):
         return False
+    if any(isinstance(sub, ast.Constant) and sub.value == "num_items_in_batch" for sub in ast.walk(node)):
+        return True
     var_kw = node.args.kwarg.arg if node.args.kwarg else None
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Constant) and sub.value == "num_items_in_batch":
-            return True
-        if var_kw and isinstance(sub, ast.Call):
-            if any(k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_kw for k in sub.keywords):
+    if var_kw is None:
+        return False
+    pretrained = _is_pretrained(owner)
+    for call in _calls_passing(node, var_kw):
+        if pretrained:
+            if isinstance(call.func, ast.Attribute) and call.func.attr == "loss_function":
                 return True
+            continue
+        inner = submodule_called(call.func, owner) if depth < 8 else None
+        if inner is None:  # handed to something that cannot be followed: assume it uses them
+            return True
+        if uses_num_items_in_batch(type(inner).forward, inner, depth + 1) is not False:
+            return True
     return False
+
+
+def _calls_passing(node: ast.AST, var_kw: str) -> list[ast.Call]:
+    return [sub for sub in ast.walk(node) if isinstance(sub, ast.Call) and any(
+        k.arg is None and isinstance(k.value, ast.Name) and k.value.id == var_kw for k in sub.keywords)]
+
+
+def _is_pretrained(owner: Any) -> bool:
+    if owner is None:
+        return False
+    from transformers import PreTrainedModel
+
+    klass = owner if isinstance(owner, type) else type(owner)
+    return issubclass(klass, PreTrainedModel)
+
+
+def submodule_called(func: ast.expr, owner: Any) -> Any:
+    """The submodule of ``owner`` that ``self.a.b(...)`` or ``self.a.b.forward(...)`` calls, else None."""
+    import torch.nn as nn
+
+    chain = []
+    while isinstance(func, ast.Attribute):
+        chain.append(func.attr)
+        func = func.value
+    if not (isinstance(func, ast.Name) and func.id == "self") or not isinstance(owner, nn.Module):
+        return None
+    chain.reverse()
+    if chain and chain[-1] == "forward":
+        chain.pop()
+    module = owner
+    for name in chain:
+        module = vars(module).get("_modules", {}).get(name)  # submodules only: no __getattr__, no properties
+        if module is None:
+            return None
+    return module if chain else None
 
 
 def _is_discarded_pop(node: ast.AST) -> bool:

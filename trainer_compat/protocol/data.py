@@ -21,6 +21,7 @@ LOSS_KWARGS_ANY_VAR_KEYWORD = "4.47.0"  # any **kwargs in forward makes model_ac
 ACCUMULATION_DIVIDED = "4.48.0"  # training_step divides the loss by gradient_accumulation_steps when it passes no
 # num_items_in_batch (4.46.0-4.47.x never divide: the gradient of such a model is accumulation-steps times too large)
 ACCEPTS_LOSS_KWARGS_ATTR = "4.48.0"  # model.accepts_loss_kwargs is honoured
+SAVE_UNWRAPS_COMPILE = "4.52.0"  # _save unwraps torch.compile (keep_torch_compile=False): save_pretrained
 LABEL_SMOOTHING_READS_CONFIG = "4.56.0"  # Trainer.__init__ reads model.config with label smoothing on
 USE_CACHE_ASSIGNMENT = "5.0.0"  # Trainer.__init__ assigns model.config.use_cache
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,11 +12,13 @@ import torch.nn as nn
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.forward import submodule_called
 from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.subject import Provenance, parse_function, source_location
 
 CHECKPOINTING_METHODS = ("gradient_checkpointing_enable", "activation_checkpointing_enable")
 _CATCH_ALL = (None, "Exception", "BaseException")
+_FLAG_LIBRARIES = ("transformers", "peft", "trl")
 
 _DELEGATING = EXPLICIT_WRAPPER.replace(
     "    def forward",
@@ -61,6 +64,44 @@ def can_checkpoint(module: nn.Module) -> bool:
     return any(hasattr(m, "gradient_checkpointing") for m in module.modules())
 
 
+def carries_flag(module: nn.Module) -> bool:
+    """The module has a `gradient_checkpointing` flag that its code acts on.
+
+    A transformers (or peft, trl) class is trusted; a user's class must set or declare the flag, read it and
+    call a checkpoint function somewhere in its own methods (when their source is available).
+    """
+    mro = [k for k in type(module).__mro__ if k not in (nn.Module, object)]
+    declared = "gradient_checkpointing" in vars(module) or any("gradient_checkpointing" in vars(k) for k in mro)
+    if any(k.__module__.split(".")[0] in _FLAG_LIBRARIES for k in mro):
+        return declared
+    nodes = [n for n in (parse_function(f) for k in mro for f in vars(k).values() if callable(f)) if n is not None]
+    if not nodes:
+        return declared  # no source: cannot tell more
+    assigned = any(_touches_flag(n, ast.Store) for n in nodes)
+    return (declared or assigned) and any(_touches_flag(n, ast.Load) for n in nodes) \
+        and any(_calls_checkpoint(n) for n in nodes)
+
+
+def _touches_flag(node: ast.AST, ctx: type) -> bool:
+    """``self.gradient_checkpointing`` read (ast.Load) or assigned (ast.Store); getattr/setattr with the name too."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Attribute) and n.attr == "gradient_checkpointing" and isinstance(n.ctx, ctx):
+            return True
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == ("getattr" if ctx is ast.Load else "setattr") \
+                and len(n.args) > 1 and isinstance(n.args[1], ast.Constant) and n.args[1].value == "gradient_checkpointing":
+            return True
+    return False
+
+
+def _calls_checkpoint(node: ast.AST) -> bool:
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call):
+            name = n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", "")
+            if "checkpoint" in name.lower():
+                return True
+    return False
+
+
 def unreached_layer_stacks(module: nn.Module) -> list[str]:
     """ModuleLists of repeated blocks that neither carry the flag nor sit under a module that does."""
     stacks = []
@@ -103,12 +144,12 @@ class CheckpointingNotCarried(Rule):
         if not any(ctx.subject.member(m).present for m in CHECKPOINTING_METHODS):
             return  # TC001 reports the missing method
         carriers = [n for n, m in ctx.subject.pretrained_submodules() if can_checkpoint(m)]
-        flagged = [n for n, m in ctx.subject.submodules() if hasattr(m, "gradient_checkpointing")]
+        flagged = [n for n, m in [("", model), *ctx.subject.submodules()] if carries_flag(m)]
         if not carriers and not flagged:
             yield self.finding(
                 ctx, f"{ctx.subject.cls.__name__} declares checkpointing, but no module inside it can checkpoint "
-                     "(no PreTrainedModel that supports it, no module with a `gradient_checkpointing` flag): "
-                     "the method can only fail or leave checkpointing off",
+                     "(no PreTrainedModel that supports it, no module with a `gradient_checkpointing` flag that "
+                     "its code acts on): the method can only fail or leave checkpointing off",
                 member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
                 fix="checkpoint the blocks yourself with torch.utils.checkpoint.checkpoint, or turn "
                     "gradient_checkpointing off")
@@ -186,9 +227,14 @@ class CheckpointingShimMayFake(Rule):
         "A hand-written `gradient_checkpointing_enable` that catches every exception, logs it and falls back "
         "to `config.use_cache = False` returns normally whether or not checkpointing took effect: training "
         "runs with full activation memory (15.05 GiB instead of 4.04 GiB on a 1.1B model) while the log says "
-        "checkpointing is on. A shim must delegate and let errors propagate."
+        "checkpointing is on. It is an error unless every call inside the `try` reaches a PreTrainedModel that "
+        "can checkpoint and takes the call (then nothing is swallowed today, and it is a warning). A shim must "
+        "delegate and let errors propagate."
     )
-    fires = (Example(_SWALLOWING, args={"gradient_checkpointing": True}),)
+    fires = (Example(_SWALLOWING.replace("self.model.gradient_checkpointing_enable(",
+                                         "self.backbone.gradient_checkpointing_enable("),
+                     args={"gradient_checkpointing": True}),
+             Example(_SWALLOWING, args={"gradient_checkpointing": True}))
     silent = (Example(_DELEGATING, args={"gradient_checkpointing": True}),)
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -203,12 +249,17 @@ class CheckpointingShimMayFake(Rule):
             problems = self._problems(node, func)
             if not problems:
                 continue
-            on = ctx.has(Feature.CHECKPOINTING)
+            latent = _latent_swallow(node, ctx.subject.instance) if _enables_something(node) else None
+            on = ctx.has(Feature.CHECKPOINTING) and latent is None
+            message = f"{ctx.subject.cls.__name__}.{name} can return without enabling checkpointing: " \
+                + "; ".join(problems)
+            if latent:
+                message += (f". Today its call reaches {latent}, which can checkpoint and takes the call, so "
+                            "checkpointing does happen; a failure there (another inner model, another "
+                            "transformers release) would be hidden")
             yield self.finding(
-                ctx, f"{ctx.subject.cls.__name__}.{name} can return without enabling checkpointing: "
-                     + "; ".join(problems),
-                severity=Severity.ERROR if on else Severity.WARNING, member=name, feature=Feature.CHECKPOINTING,
-                location=info.location,
+                ctx, message, severity=Severity.ERROR if on else Severity.WARNING, member=name,
+                feature=Feature.CHECKPOINTING, location=info.location,
                 fix=f"delegate and let errors propagate: `def {name}(self, *args, **kwargs): "
                     f"return self.<inner>.{name}(*args, **kwargs)`; run `trainer-compat check --probe` to prove "
                     "checkpointing is effective")
@@ -229,6 +280,45 @@ class CheckpointingShimMayFake(Rule):
         if not _enables_something(node):
             problems.append("calls no checkpointing function and sets no `gradient_checkpointing` flag")
         return problems
+
+
+def _latent_swallow(node: ast.AST, instance: nn.Module | None) -> str | None:
+    """When every checkpointing call inside the swallowing try blocks reaches a submodule (a PreTrainedModel
+    that can checkpoint) whose method takes the call, nothing is swallowed today: the submodules' names."""
+    if instance is None:
+        return None
+    tries = [t for t in ast.walk(node) if isinstance(t, ast.Try)
+             and any(h in _swallowing_handlers(t) for h in t.handlers)]
+    calls = [c for t in tries for stmt in t.body for c in ast.walk(stmt) if isinstance(c, ast.Call)
+             and isinstance(c.func, ast.Attribute) and "checkpointing_enable" in c.func.attr]
+    if not calls:
+        return None
+    reached = []
+    for call in calls:
+        assert isinstance(call.func, ast.Attribute)
+        target = submodule_called(call.func.value, instance)
+        if target is None or not _takes_call(target, call):
+            return None
+        reached.append(f"{ast.unparse(call.func.value)} ({type(target).__name__})")
+    return ", ".join(dict.fromkeys(reached))
+
+
+def _takes_call(target: nn.Module, call: ast.Call) -> bool:
+    from transformers import PreTrainedModel
+
+    assert isinstance(call.func, ast.Attribute)
+    if not isinstance(target, PreTrainedModel) or not can_checkpoint(target):
+        return False
+    method = getattr(target, call.func.attr, None)
+    if method is None:
+        return False
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return True  # forwards *args / **kwargs: the outer signature decides (TC002)
+    try:
+        inspect.signature(method).bind(*[None] * len(call.args), **{k.arg: None for k in call.keywords if k.arg})
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _library_owned(owner: str | None) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from packaging.version import Version
+
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.forward import (
@@ -13,9 +15,10 @@ from trainer_compat.forward import (
     inspected_module,
     label_names,
     loss_kwargs_decision,
+    loss_module,
     uses_num_items_in_batch,
 )
-from trainer_compat.protocol.data import LOSS_KWARGS_ANY_VAR_KEYWORD
+from trainer_compat.protocol.data import ACCEPTS_LOSS_KWARGS_ATTR, ACCUMULATION_DIVIDED, LOSS_KWARGS_ANY_VAR_KEYWORD
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
@@ -42,6 +45,14 @@ EXPLICIT_WRAPPER = _HEAD + """
 DROPPING_WRAPPER = _HEAD + """
     def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+"""
+T5_MODEL = "from trainer_compat.testing import tiny_seq2seq\nModel = tiny_seq2seq\n"
+T5_LOSS_KWARGS = "5.0.0"  # T5ForConditionalGeneration.forward takes **kwargs (its loss ignores num_items_in_batch)
+NORMALISING_WRAPPER = _HEAD + """
+    def forward(self, input_ids, attention_mask=None, labels=None, **loss_kwargs):
+        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")
+        return {"loss": loss / loss_kwargs.get("num_items_in_batch", labels.numel()), "logits": logits}
 """
 
 _BATCH_NAMES = ("batch", "inputs", "data", "sample", "features", "example")
@@ -158,35 +169,56 @@ class LossKwargsIgnored(Rule):
     code = "TC103"
     name = "loss-kwargs-ignored"
     severity = Severity.ERROR
-    summary = "Trainer passes num_items_in_batch and skips the accumulation division, but the forward drops it."
+    summary = "With gradient accumulation, the loss is not divided by the accumulation steps: gradients too large."
     explanation = (
         "When Trainer believes the model consumes loss kwargs (`model.accepts_loss_kwargs`, else a forward "
         "with `**kwargs`; 4.46 only for `**loss_kwargs`), it passes `num_items_in_batch` into forward and does "
-        "not divide the loss by `gradient_accumulation_steps`. A wrapper whose forward takes `**kwargs` but "
-        "never uses `num_items_in_batch` trains with a loss and gradients `gradient_accumulation_steps` times "
-        "too large, silently (for batches that carry `labels`). Declare `accepts_loss_kwargs = False`, or pass "
-        "`**kwargs` on to a model that uses them."
+        "not divide the loss by `gradient_accumulation_steps`. A forward that takes `**kwargs` but never uses "
+        "`num_items_in_batch` (a wrapper that drops them, or a PreTrainedModel whose loss is not computed by "
+        "`self.loss_function`, such as T5 in 5.x) trains with a loss and gradients `gradient_accumulation_steps` "
+        "times too large, silently (for batches that carry `labels`). Before " + ACCUMULATION_DIVIDED + ", Trainer "
+        "never divides: every model that receives no `num_items_in_batch` gets gradients that many times too "
+        "large, while the logged loss looks right. Declare `accepts_loss_kwargs = False`, or pass `**kwargs` on to a model that uses them."
     )
     fires = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 2},
                      versions=VersionRange(since=LOSS_KWARGS_ANY_VAR_KEYWORD)),
-             Example(DROPPING_WRAPPER.replace("**kwargs", "**loss_kwargs"), args={"gradient_accumulation_steps": 2}))
+             Example(DROPPING_WRAPPER.replace("**kwargs", "**loss_kwargs"), args={"gradient_accumulation_steps": 2}),
+             Example(T5_MODEL, trainer="seq2seq", args={"gradient_accumulation_steps": 2},
+                     versions=VersionRange(since=T5_LOSS_KWARGS)),
+             Example(EXPLICIT_WRAPPER, args={"gradient_accumulation_steps": 2},
+                     versions=VersionRange(until=ACCUMULATION_DIVIDED)))
     silent = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 1}),
               Example(DROPPING_WRAPPER.replace("class Model(nn.Module):",
                                                "class Model(nn.Module):\n    accepts_loss_kwargs = False"),
-                      args={"gradient_accumulation_steps": 2}))
+                      args={"gradient_accumulation_steps": 2}, versions=VersionRange(since=ACCUMULATION_DIVIDED)),
+              Example(EXPLICIT_WRAPPER, args={"gradient_accumulation_steps": 2},
+                      versions=VersionRange(since=ACCUMULATION_DIVIDED)),
+              Example(NORMALISING_WRAPPER, args={"gradient_accumulation_steps": 2}))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        if ctx.subject.is_pretrained or ctx.subject.is_peft or not ctx.has(Feature.GRAD_ACCUM):
+        if not ctx.has(Feature.GRAD_ACCUM):
             return
         decision = loss_kwargs_decision(ctx.subject, ctx.version)
-        if not decision.accepts:
-            return
-        view = ForwardView.of(ctx.subject)
-        used = uses_num_items_in_batch(view.function)
-        if used:
-            return
         steps = ctx.setup.gradient_accumulation_steps
         site = resolve(_LOSS_KWARGS_SITE)
+        view = ForwardView.of(ctx.subject)
+        if not decision.accepts:
+            if ctx.version >= Version(ACCUMULATION_DIVIDED):
+                return  # Trainer divides the loss by the accumulation steps itself
+            yield self.finding(
+                ctx, f"{ctx.subject.cls.__name__}: Trainer {ctx.version} passes no num_items_in_batch because "
+                     f"{decision.reason}{' (' + str(site) + ')' if site else ''}, and before "
+                     f"{ACCUMULATION_DIVIDED} it never divides the loss by gradient_accumulation_steps={steps} "
+                     f"itself: the logged loss is divided, the gradients are {steps}x too large",
+                member="forward", feature=Feature.GRAD_ACCUM, call_site=site, location=_forward_location(ctx, view),
+                fix=f"upgrade to transformers {ACCUMULATION_DIVIDED} or later, or take **loss_kwargs in forward "
+                    "and divide the summed loss by num_items_in_batch")
+            return
+        module = loss_module(ctx.subject)
+        function = type(module).forward if module is not None else view.function
+        used = uses_num_items_in_batch(function, module if module is not None else ctx.subject.cls)
+        if used:
+            return
         doubt = "" if used is False else " (its source is not available to confirm it uses them)"
         yield self.finding(
             ctx, f"{ctx.subject.cls.__name__}: Trainer {ctx.version} passes num_items_in_batch because "
@@ -195,8 +227,8 @@ class LossKwargsIgnored(Rule):
                  f"so loss and gradients are {steps}x too large",
             severity=Severity.ERROR if used is False else Severity.WARNING, member="forward",
             feature=Feature.GRAD_ACCUM, call_site=site, location=_forward_location(ctx, view),
-            fix="declare `accepts_loss_kwargs = False` on the wrapper class, or pass **kwargs on to the inner "
-                "model's forward")
+            fix=f"declare `accepts_loss_kwargs = False` on the wrapper class (transformers {ACCEPTS_LOSS_KWARGS_ATTR}+), "
+                "or pass **kwargs on to an inner model whose loss uses num_items_in_batch")
 
 
 class LossMissingFromOutput(Rule):

@@ -6,15 +6,28 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from packaging.version import Version
+
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.forward import unwrap_compiled
+from trainer_compat.protocol.data import SAVE_UNWRAPS_COMPILE
 from trainer_compat.rules.forward import EXPLICIT_WRAPPER
+from trainer_compat.subject import Subject
+from trainer_compat.versions import VersionRange
 
 _SAVE_SITE = Site(r"safetensors\.torch\.save_file\(")
 _TIED = EXPLICIT_WRAPPER.replace("tiny_causal_lm(tie=False)", "tiny_causal_lm(tie=True)")
+_COMPILED = """
+import torch
+from trainer_compat.testing import tiny_causal_lm
+
+def Model():
+    return torch.compile(tiny_causal_lm(tie=True), backend="eager")
+"""
 
 
 def shared_tensor_groups(state_dict: dict[str, Any]) -> list[list[str]]:
@@ -37,6 +50,16 @@ def non_contiguous(state_dict: dict[str, Any]) -> list[str]:
     return sorted(k for k, t in state_dict.items() if hasattr(t, "is_contiguous") and not t.is_contiguous())
 
 
+def _saved_unwrapped(ctx: Context) -> bool:
+    """From 4.52 Trainer unwraps torch.compile and saves a compiled PreTrainedModel / PeftModel with save_pretrained."""
+    instance = ctx.subject.instance
+    inner = unwrap_compiled(instance) if instance is not None else None
+    if inner is None or inner is instance or ctx.version < Version(SAVE_UNWRAPS_COMPILE):
+        return False
+    unwrapped = Subject.of(inner)
+    return unwrapped.is_pretrained or unwrapped.is_peft
+
+
 class UnsafeStateDict(Rule):
     code = "TC301"
     name = "unsafe-state-dict"
@@ -46,17 +69,23 @@ class UnsafeStateDict(Rule):
         "Trainer calls `save_pretrained` only on `PreTrainedModel` / `PeftModel` instances; any other module "
         "is saved as `safetensors.torch.save_file(model.state_dict(), ...)`. A wrapper around a model with "
         "tied weights (lm_head tied to the input embeddings) holds two keys over one storage, and safetensors "
-        "raises `Some tensors share memory` at the first checkpoint, hours into training. 4.x can fall back to "
-        "`save_safetensors=False`; 5.x always uses safetensors."
+        "raises `Some tensors share memory` at the first checkpoint, hours into training. A `torch.compile`d "
+        "PreTrainedModel is saved the same way before " + SAVE_UNWRAPS_COMPILE + " (from then on Trainer unwraps "
+        "it and calls `save_pretrained`). 4.x can fall back to `save_safetensors=False`; 5.x always uses "
+        "safetensors."
     )
-    fires = (Example(_TIED, args={"save_strategy": "steps", "save_steps": 1}),)
+    fires = (Example(_TIED, args={"save_strategy": "steps", "save_steps": 1}),
+             Example(_COMPILED, args={"save_strategy": "steps", "save_steps": 1},
+                     versions=VersionRange(until=SAVE_UNWRAPS_COMPILE)))
     silent = (Example(EXPLICIT_WRAPPER, args={"save_strategy": "steps", "save_steps": 1}),
               Example("from trainer_compat.testing import tiny_causal_lm\nModel = tiny_causal_lm",
-                      args={"save_strategy": "steps", "save_steps": 1}))
+                      args={"save_strategy": "steps", "save_steps": 1}),
+              Example(_COMPILED, args={"save_strategy": "steps", "save_steps": 1},
+                      versions=VersionRange(since=SAVE_UNWRAPS_COMPILE)))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         subject = ctx.subject
-        if subject.is_pretrained or subject.is_peft:
+        if subject.is_pretrained or subject.is_peft or _saved_unwrapped(ctx):
             return
         if subject.instance is None:
             ctx.skip(self.code, "the state dict needs an instance")

@@ -1,0 +1,209 @@
+"""The members a patched class carries, built from a Plan. Each one delegates (resolving its submodule path at
+call time, so a replaced inner model is followed) and lets every error propagate."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import Any
+
+import torch.nn as nn
+
+from trainer_compat.shims.discover import resolve
+from trainer_compat.shims.plan import Plan, signature_of
+
+_DEFAULTS = {"every_n_layers": 1, "offload": False}  # what an older inner method may be spared
+
+
+def accepted(method: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` minus the newer call-shape arguments ``method`` does not take while they hold their default.
+
+    A non-default value that ``method`` cannot take raises TypeError: subject -> failure -> fix.
+    """
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    out = {}
+    for key, value in kwargs.items():
+        if key in params:
+            out[key] = value
+        elif key not in _DEFAULTS or value != _DEFAULTS[key]:
+            raise TypeError(f"{getattr(method, '__qualname__', method)} does not take {key}={value!r}: "
+                            f"the inner model cannot honour it; upgrade it or drop {key} from the arguments")
+    return out
+
+
+def non_reentrant(kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """Checkpointing kwargs with ``use_reentrant=False`` unless given: gradients then reach the checkpointed
+    blocks even when the embeddings before them are frozen (LoRA, frozen towers)."""
+    out = dict(kwargs or {})
+    out.setdefault("use_reentrant", False)
+    return out
+
+
+def _checkpointing(plan: Plan) -> dict[str, Any]:
+    carriers = plan.carriers
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):
+        for path in carriers:
+            target = resolve(self, path)
+            call = dict(gradient_checkpointing_kwargs=non_reentrant(gradient_checkpointing_kwargs), **kwargs)
+            target.gradient_checkpointing_enable(**accepted(target.gradient_checkpointing_enable, call))
+
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers=1,
+                                        offload=False, **kwargs):
+        shape = dict(every_n_layers=every_n_layers, offload=offload, **kwargs)
+        for path in carriers:
+            target = resolve(self, path)
+            if hasattr(type(target), "activation_checkpointing_enable"):
+                call = dict(activation_checkpointing_kwargs=non_reentrant(activation_checkpointing_kwargs), **shape)
+                target.activation_checkpointing_enable(**accepted(target.activation_checkpointing_enable, call))
+            else:
+                call = dict(gradient_checkpointing_kwargs=non_reentrant(activation_checkpointing_kwargs), **shape)
+                target.gradient_checkpointing_enable(**accepted(target.gradient_checkpointing_enable, call))
+
+    def gradient_checkpointing_disable(self):
+        for path in carriers:
+            resolve(self, path).gradient_checkpointing_disable()
+
+    def activation_checkpointing_disable(self):
+        for path in carriers:
+            target = resolve(self, path)
+            if hasattr(type(target), "activation_checkpointing_disable"):
+                target.activation_checkpointing_disable()
+            else:
+                target.gradient_checkpointing_disable()
+
+    made = dict(gradient_checkpointing_enable=gradient_checkpointing_enable,
+                activation_checkpointing_enable=activation_checkpointing_enable,
+                gradient_checkpointing_disable=gradient_checkpointing_disable,
+                activation_checkpointing_disable=activation_checkpointing_disable)
+    return {n: made[n] for n in plan.checkpointing}
+
+
+def _through(path: str, name: str) -> property:
+    """A property that reads and writes ``name`` on the submodule at ``path``."""
+    def fget(self):
+        return getattr(resolve(self, path), name)
+
+    def fset(self, value):
+        setattr(resolve(self, path), name, value)
+
+    return property(fget, fset, doc=f"`{name}` of self.{path} (read and write through; trainer-compat shim)")
+
+
+def _lm_members(plan: Plan) -> dict[str, Any]:
+    lm = plan.lm
+    out: dict[str, Any] = {}
+    if lm is None:
+        return out
+    for name in ("config", "generation_config"):
+        if getattr(plan, name):
+            out[name] = _through(lm, name)
+    if plan.generate:
+        def generate(self, *args, **kwargs):
+            return resolve(self, lm).generate(*args, **kwargs)
+        out["generate"] = generate
+    if plan.embeddings:
+        def get_input_embeddings(self):
+            return resolve(self, lm).get_input_embeddings()
+
+        def set_input_embeddings(self, value):
+            resolve(self, lm).set_input_embeddings(value)
+
+        def get_output_embeddings(self):
+            return resolve(self, lm).get_output_embeddings()
+        out.update(get_input_embeddings=get_input_embeddings, set_input_embeddings=set_input_embeddings,
+                   get_output_embeddings=get_output_embeddings)
+    if plan.main_input_name is not None:
+        out["main_input_name"] = plan.main_input_name
+    return out
+
+
+def _saving(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    models = plan.tie_weights
+    if models:
+        def tie_weights(self, *args, **kwargs):
+            for path in models:
+                resolve(self, path).tie_weights(*args, **kwargs)
+        out["tie_weights"] = tie_weights
+    if plan.no_split_modules is not None:
+        out["_no_split_modules"] = list(plan.no_split_modules)
+    if plan.keys_to_ignore:
+        out["_keys_to_ignore_on_save"] = None
+    if plan.untie_state_dict:
+        out["state_dict"] = _untied_state_dict(plan.original)
+    return out
+
+
+def _untied_state_dict(original: type) -> Any:
+    def state_dict(self, *args, **kwargs):
+        """The same keys; tensors that share memory with an earlier key are copies (safetensors refuses aliases)."""
+        state = original.state_dict(self, *args, **kwargs)
+        if kwargs.get("keep_vars") or (len(args) > 2 and args[2]):
+            return state
+        seen: set[tuple[str, int]] = set()
+        for key, tensor in list(state.items()):
+            if not hasattr(tensor, "untyped_storage") or tensor.numel() == 0 or tensor.device.type == "meta":
+                continue
+            storage = (str(tensor.device), tensor.untyped_storage().data_ptr())
+            if storage in seen:
+                state[key] = tensor.clone()
+            seen.add(storage)
+        return state
+
+    return state_dict
+
+
+def _forward(plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    original = plan.original
+    if plan.forward_params is not None:
+        def forward(self, *args, **kwargs):
+            return original.forward(self, *args, **kwargs)
+        forward.__signature__ = signature_of(plan.forward_params)  # what Trainer reads for columns and labels
+        forward.__wrapped__ = original.forward  # what the rules read: the user's own source
+        out["forward"] = forward
+    if plan.accepts_loss_kwargs is not None:
+        out["accepts_loss_kwargs"] = plan.accepts_loss_kwargs
+    return out
+
+
+_ACTIVE = threading.local()
+
+
+def _guarded_getattr(original: type) -> Any:
+    user_getattr = original.__getattr__
+
+    def __getattr__(self, name):
+        try:
+            return nn.Module.__getattr__(self, name)
+        except AttributeError:
+            pass
+        active = _ACTIVE.__dict__.setdefault("names", set())
+        key = (id(self), name)
+        if key in active:  # the user's __getattr__ asked for this very name again: it would recurse forever
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r} (its __getattr__ looks it up "
+                                 "through itself; trainer-compat's recursion guard stopped it)")
+        active.add(key)
+        try:
+            return user_getattr(self, name)
+        finally:
+            active.discard(key)
+
+    return __getattr__
+
+
+def namespace(plan: Plan) -> dict[str, Any]:
+    ns: dict[str, Any] = {}
+    ns.update(_checkpointing(plan))
+    ns.update(_lm_members(plan))
+    ns.update(_saving(plan))
+    ns.update(_forward(plan))
+    if plan.guard_getattr:
+        ns["__getattr__"] = _guarded_getattr(plan.original)
+    return ns

@@ -1,0 +1,290 @@
+"""What a wrapper needs: a hashable, picklable Plan (which shim delegates where), and the notes around it."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch.nn as nn
+
+from trainer_compat.shims.discover import Delegates, discover, is_peft, is_pretrained, resolve
+from trainer_compat.forward import unwrap_compiled
+from trainer_compat.subject import Provenance, Subject, parse_function
+
+GC_SHAPES = (("gradient_checkpointing_kwargs",), ("gradient_checkpointing_kwargs", "every_n_layers"),
+             ("gradient_checkpointing_kwargs", "every_n_layers", "offload"))  # 4.46-5.15, 5.16, 5.17+
+AC_SHAPES = (("activation_checkpointing_kwargs", "every_n_layers", "offload"),)  # 5.23+
+CHECKPOINTING = ("gradient_checkpointing_enable", "gradient_checkpointing_disable", "activation_checkpointing_enable",
+                 "activation_checkpointing_disable")
+_SIMPLE = (type(None), bool, int, float, str)
+_EMPTY = "<required>"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which shims a patched class carries; every delegate is a submodule path resolved at call time."""
+
+    original: type
+    checkpointing: tuple[str, ...] = ()  # checkpointing members installed (delegating to ``carriers``)
+    carriers: tuple[str, ...] = ()
+    lm: str | None = None
+    config: bool = False
+    generation_config: bool = False
+    generate: bool = False
+    embeddings: bool = False
+    tie_weights: tuple[str, ...] = ()
+    no_split_modules: tuple[str, ...] | None = None
+    keys_to_ignore: bool = False  # declare `_keys_to_ignore_on_save = None`
+    main_input_name: str | None = None
+    forward_params: tuple[tuple[str, int, Any], ...] | None = None  # (name, kind, default or _EMPTY)
+    accepts_loss_kwargs: bool | None = None
+    untie_state_dict: bool = False
+    guard_getattr: bool = False
+
+    @property
+    def members(self) -> list[str]:
+        """The members the patched class defines, in a stable order."""
+        flags = (("config", self.config), ("generation_config", self.generation_config), ("generate", self.generate),
+                 ("get_input_embeddings", self.embeddings), ("set_input_embeddings", self.embeddings),
+                 ("get_output_embeddings", self.embeddings), ("tie_weights", bool(self.tie_weights)),
+                 ("_no_split_modules", self.no_split_modules is not None),
+                 ("_keys_to_ignore_on_save", self.keys_to_ignore),
+                 ("main_input_name", self.main_input_name is not None),
+                 ("forward", self.forward_params is not None),
+                 ("accepts_loss_kwargs", self.accepts_loss_kwargs is not None),
+                 ("state_dict", self.untie_state_dict), ("__getattr__", self.guard_getattr))
+        return list(self.checkpointing) + [n for n, on in flags if on]
+
+
+@dataclass
+class Notes:
+    replaced: dict[str, str] = field(default_factory=dict)  # member -> why the user's own one was replaced
+    undelegable: dict[str, str] = field(default_factory=dict)  # member -> why, and the code to write
+    ambiguous: list[str] = field(default_factory=list)
+    delegates: Delegates | None = None
+
+
+def make_plan(model: nn.Module, original: type, delegate_to: str | None = None) -> tuple[Plan, Notes]:
+    notes = Notes()
+    if is_pretrained(model) or is_peft(model):
+        return Plan(original), notes
+    if unwrap_compiled(model) is not model:
+        notes.undelegable["forward"] = ("a torch.compile wrapper is patched through the module it compiles: "
+                                        "`patch(model._orig_mod)`, or patch before `torch.compile`")
+        return Plan(original), notes
+    found = discover(model, delegate_to)
+    notes.delegates, notes.ambiguous = found, list(found.ambiguous)
+    subject = Subject.of(model)
+    fields: dict[str, Any] = {"guard_getattr": _getattr_recurses(subject)}
+    fields.update(_checkpointing(subject, found, notes))
+    fields.update(_lm_members(subject, model, found))
+    fields.update(_saving(subject, model, found))
+    fields.update(_forward(subject, model, found, notes))
+    return Plan(original, **fields), notes
+
+
+def _state(subject: Subject, name: str) -> str:
+    """'ok', 'missing' or 'broken' for a member of the wrapper."""
+    info = subject.member(name)
+    if info.provenance is Provenance.BROKEN:
+        return "broken"
+    return "ok" if info.present else "missing"
+
+
+def _getattr_recurses(subject: Subject) -> bool:
+    return subject.custom_getattr is not None and _state(subject, "_trainer_compat_absent_") == "broken"
+
+
+# --- checkpointing ----------------------------------------------------------------------------------------
+
+
+def shim_fault(subject: Subject, name: str) -> str | None:
+    """Why the wrapper's own checkpointing method must be replaced, or None when it is sound (or absent)."""
+    info = subject.member(name)
+    if info.provenance is Provenance.BROKEN:
+        return f"its look-up raises {info.error}"
+    if info.provenance not in (Provenance.DEFINED, Provenance.INHERITED) or not name.endswith("_enable"):
+        return None
+    func = _class_function(subject.cls, name)
+    owner = getattr(func, "__module__", "") or ""
+    if func is None or owner.split(".")[0] in ("torch", "transformers", "peft", "trl"):
+        return None
+    unbound = [s for s in (GC_SHAPES if name.startswith("gradient") else AC_SHAPES) if not _binds(func, s)]
+    faults = [f"its signature does not take the call {name}({'=..., '.join(unbound[-1])}=...) that "
+              "transformers makes from 5.16/5.17/5.23 on"] if unbound else []
+    faults += [_fakes(func)] if _fakes(func) else []
+    return "; ".join(faults) or None
+
+
+def _binds(func: Any, keywords: tuple[str, ...]) -> bool:
+    try:
+        inspect.signature(func).bind(None, **{k: None for k in keywords})
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _fakes(func: Any) -> str | None:
+    from trainer_compat.rules.checkpointing import CheckpointingShimMayFake
+
+    node = parse_function(func)
+    problems = CheckpointingShimMayFake._problems(node, func) if node is not None else []
+    return "it " + "; ".join(problems) if problems else None
+
+
+def _class_function(cls: type, name: str) -> Any:
+    return next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), None)
+
+
+def _checkpointing(subject: Subject, found: Delegates, notes: Notes) -> dict[str, Any]:
+    faults = {n: shim_fault(subject, n) for n in CHECKPOINTING}
+    gc_needed = _state(subject, "gradient_checkpointing_enable") == "missing" or faults[
+        "gradient_checkpointing_enable"] is not None
+    install = [n for n in CHECKPOINTING if faults[n] is not None
+               or (gc_needed and _state(subject, n) == "missing" and _library_has(n))]
+    if not install:
+        return {}
+    if not found.checkpointing:
+        notes.undelegable["gradient_checkpointing_enable"] = _NO_CARRIER
+        return {}
+    notes.replaced.update({n: faults[n] for n in install if faults[n] is not None})
+    return {"checkpointing": tuple(install), "carriers": tuple(found.checkpointing)}
+
+
+def _library_has(name: str) -> bool:
+    from transformers import PreTrainedModel
+
+    return hasattr(PreTrainedModel, name)
+
+
+_NO_CARRIER = (
+    "no submodule can carry checkpointing (no PreTrainedModel that supports it, no module with its own "
+    "checkpointing method): checkpoint the blocks yourself, e.g.\n"
+    "    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):\n"
+    "        self.gradient_checkpointing = True\n"
+    "    # and in forward: h = torch.utils.checkpoint.checkpoint(block, h, use_reentrant=False) "
+    "if self.gradient_checkpointing and self.training else block(h)"
+)
+
+
+# --- language-model members -------------------------------------------------------------------------------
+
+
+def _lm_members(subject: Subject, model: nn.Module, found: Delegates) -> dict[str, Any]:
+    if found.lm is None:
+        return {}
+    from transformers import GenerationConfig, PretrainedConfig
+
+    lm = resolve(model, found.lm)
+    out: dict[str, Any] = {"lm": found.lm}
+    config = subject.member("config")
+    out["config"] = isinstance(getattr(lm, "config", None), PretrainedConfig) and (
+        _state(subject, "config") != "ok" or not isinstance(config.value, PretrainedConfig))
+    gen = subject.member("generation_config")
+    out["generation_config"] = isinstance(getattr(lm, "generation_config", None), GenerationConfig) and (
+        _state(subject, "generation_config") != "ok" or not isinstance(gen.value, GenerationConfig))
+    out["generate"] = _state(subject, "generate") != "ok" and callable(getattr(lm, "generate", None)) \
+        and _can_generate(lm)
+    out["embeddings"] = _state(subject, "get_input_embeddings") != "ok" and hasattr(lm, "get_input_embeddings")
+    if _state(subject, "main_input_name") != "ok":
+        out["main_input_name"] = str(getattr(lm, "main_input_name", "input_ids"))
+    return out
+
+
+def _can_generate(lm: nn.Module) -> bool:
+    target = lm.get_base_model() if is_peft(lm) else lm
+    try:
+        return bool(target.can_generate())
+    except Exception:  # no can_generate: not a generating model
+        return False
+
+
+# --- saving -----------------------------------------------------------------------------------------------
+
+
+def _saving(subject: Subject, model: nn.Module, found: Delegates) -> dict[str, Any]:
+    from trainer_compat.rules.saving import shared_tensor_groups
+
+    out: dict[str, Any] = {"untie_state_dict": bool(shared_tensor_groups(nn.Module.state_dict(model)))}
+    if _state(subject, "tie_weights") != "ok":
+        out["tie_weights"] = tuple(p for p in found.models if hasattr(resolve(model, p), "tie_weights"))
+    if _state(subject, "_keys_to_ignore_on_save") != "ok":
+        out["keys_to_ignore"] = True
+    if _state(subject, "_no_split_modules") != "ok":
+        names = [n for p in found.models for n in (getattr(resolve(model, p), "_no_split_modules", None) or ())]
+        out["no_split_modules"] = tuple(dict.fromkeys(names)) or None
+    return out
+
+
+# --- forward ----------------------------------------------------------------------------------------------
+
+
+def _forward(subject: Subject, model: nn.Module, found: Delegates, notes: Notes) -> dict[str, Any]:
+    from trainer_compat.forward import ForwardView, uses_num_items_in_batch
+    from trainer_compat.shims.discover import forward_target
+
+    view = ForwardView.of(subject)
+    out: dict[str, Any] = {}
+    inner_path = forward_target(model) or found.lm
+    if view.var_keyword and not view.keyword_params and inner_path is not None:
+        inner = resolve(model, inner_path)
+        inner = inner.get_base_model() if is_peft(inner) else inner
+        out["forward_params"] = _pass_through(inspect.signature(inner.forward), _keys_read(type(model).forward))
+    passes = view.var_keyword is not None if out.get("forward_params") is None else any(
+        kind == inspect.Parameter.VAR_KEYWORD for _, kind, _ in out["forward_params"])
+    if passes and _state(subject, "accepts_loss_kwargs") == "missing" and uses_num_items_in_batch(
+            type(model).forward, model) is False:
+        out["accepts_loss_kwargs"] = False
+    return out
+
+
+def _pass_through(inner: inspect.Signature, extra: list[str]) -> tuple[tuple[str, int, Any], ...]:
+    params = [(p.name, int(p.kind), _default(p)) for p in inner.parameters.values()]
+    names = {n for n, _, _ in params}
+    added = [(n, int(inspect.Parameter.KEYWORD_ONLY), None) for n in extra if n not in names]
+    at = next((i for i, (_, k, _) in enumerate(params) if k == inspect.Parameter.VAR_KEYWORD), len(params))
+    return tuple(params[:at] + added + params[at:])
+
+
+def _default(p: inspect.Parameter) -> Any:
+    if p.default is inspect.Parameter.empty:
+        return _EMPTY
+    return p.default if isinstance(p.default, _SIMPLE) else None
+
+
+def _keys_read(forward: Any) -> list[str]:
+    """The keys a ``forward(**kwargs)`` reads by name: kwargs.pop("x"), kwargs.get("x"), kwargs["x"]."""
+    node = parse_function(forward)
+    if node is None or node.args.kwarg is None:
+        return []
+    var = node.args.kwarg.arg
+    keys = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in ("pop", "get") \
+                and _is_name(sub.func.value, var) and sub.args and _is_str(sub.args[0]):
+            keys.append(sub.args[0].value)
+        elif isinstance(sub, ast.Subscript) and _is_name(sub.value, var) and _is_str(sub.slice):
+            keys.append(sub.slice.value)
+    return list(dict.fromkeys(keys))
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _is_str(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def signature_of(params: tuple[tuple[str, int, Any], ...]) -> inspect.Signature:
+    """The pass-through forward's signature (``self`` first, as on the class)."""
+    made = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    for name, kind, default in params:
+        kind = inspect._ParameterKind(kind)
+        if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) or default == _EMPTY:
+            made.append(inspect.Parameter(name, kind))
+        else:
+            made.append(inspect.Parameter(name, kind, default=default))
+    return inspect.Signature(made)
