@@ -207,15 +207,26 @@ def _can_generate(lm: nn.Module) -> bool:
 def _saving(subject: Subject, model: nn.Module, found: Delegates) -> dict[str, Any]:
     from trainer_compat.rules.saving import shared_tensor_groups
 
-    out: dict[str, Any] = {"untie_state_dict": bool(shared_tensor_groups(nn.Module.state_dict(model)))}
+    try:
+        state = model.state_dict()  # the class's own: a wrapper that already unties its copies needs nothing
+    except Exception:  # a broken override: judge the plain module state (TC301 reports the override)
+        state = nn.Module.state_dict(model)
+    out: dict[str, Any] = {"untie_state_dict": bool(shared_tensor_groups(state))}
     if _state(subject, "tie_weights") != "ok":
         out["tie_weights"] = tuple(p for p in found.models if hasattr(resolve(model, p), "tie_weights"))
     if _state(subject, "_keys_to_ignore_on_save") != "ok":
         out["keys_to_ignore"] = True
     if _state(subject, "_no_split_modules") != "ok":
-        names = [n for p in found.models for n in (getattr(resolve(model, p), "_no_split_modules", None) or ())]
+        names = [n for p in found.models for n in _listed(getattr(resolve(model, p), "_no_split_modules", None))]
         out["no_split_modules"] = tuple(dict.fromkeys(names)) or None
     return out
+
+
+def _listed(names: Any) -> list[str]:
+    """A model's ``_no_split_modules`` in a stable order (some models declare a set)."""
+    if not names:
+        return []
+    return sorted(names) if isinstance(names, (set, frozenset)) else list(names)
 
 
 # --- forward ----------------------------------------------------------------------------------------------
