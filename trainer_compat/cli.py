@@ -13,6 +13,7 @@ from typing import Any
 
 from trainer_compat import __version__
 from trainer_compat.errors import TargetError, UsageError
+from trainer_compat.shims.fix import add_fix_parser, run_fix
 
 EXIT_OK, EXIT_INCOMPATIBLE, EXIT_USAGE = 0, 1, 2
 
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("full", "text", "json"), default="full")
     check.add_argument("--color", action="store_true", help="colour the full report")
     check.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_fix_parser(sub)
     rules = sub.add_parser("rules", help="list the rules")
     rules.add_argument("--format", choices=("text", "json"), default="text")
     return parser
@@ -43,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     if options.command == "rules":
         return _list_rules(options.format)
+    if options.command == "fix":
+        return run_fix(options)
     try:
         return _check(options)
     except UsageError as exc:
