@@ -128,7 +128,10 @@ class Subject:
     def _lookup(self, name: str) -> MemberInfo:
         owner = self._class_owner(name)
         if self.instance is not None and self._on_instance(name):
-            return MemberInfo(name, Provenance.INSTANCE, value=self._get(name))
+            value = self._get(name)
+            if isinstance(value, _Failure):  # e.g. a __getattribute__ that raises
+                return MemberInfo(name, Provenance.BROKEN, error=value.text)
+            return MemberInfo(name, Provenance.INSTANCE, value=value)
         if owner is not None:
             raw = vars(owner)[name]
             provenance = Provenance.DEFINED if owner is self.cls else Provenance.INHERITED

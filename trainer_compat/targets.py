@@ -36,7 +36,7 @@ def _import_module(spec: str, dotted: str) -> Any:
     except ModuleNotFoundError as exc:
         raise TargetError(spec, f"no module named {exc.name!r}") from exc
     except SyntaxError as exc:
-        raise TargetError(spec, f"syntax error in {exc.filename}:{exc.lineno}: {exc.msg}") from exc
+        raise TargetError(spec, _syntax_error(exc, dotted)) from exc
     except BaseException as exc:  # import-time code may raise anything, SystemExit included
         raise TargetError(spec, f"importing {dotted} raised {type(exc).__name__}: {exc}") from exc
 
@@ -59,10 +59,15 @@ def _import_path(spec: str, path_text: str) -> Any:
         module_spec.loader.exec_module(module)
     except SyntaxError as exc:
         del sys.modules[module_name]
-        raise TargetError(spec, f"syntax error in {exc.filename}:{exc.lineno}: {exc.msg}") from exc
+        raise TargetError(spec, _syntax_error(exc, path_text)) from exc
     except BaseException as exc:
         del sys.modules[module_name]
         if isinstance(exc, ModuleNotFoundError):
             raise TargetError(spec, f"no module named {exc.name!r}") from exc
         raise TargetError(spec, f"importing {path_text} raised {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def _syntax_error(exc: SyntaxError, where: str) -> str:
+    place = f"{exc.filename}:{exc.lineno}" if exc.filename and exc.lineno else (exc.filename or where)
+    return f"syntax error in {place}: {exc.msg}"

@@ -1,0 +1,1 @@
+import a_dependency_nobody_installed_xyz

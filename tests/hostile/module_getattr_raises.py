@@ -1,0 +1,2 @@
+def __getattr__(name):
+    raise RuntimeError(f"lazy attribute {name} failed")

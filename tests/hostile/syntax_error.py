@@ -1,0 +1,4 @@
+import torch.nn as nn
+
+class Model(nn.Module)
+    pass

@@ -1,0 +1,331 @@
+"""``--isolate``: check targets in a child process, under a timeout and a memory cap.
+
+One child checks the targets in turn and streams each report back as a JSON line on a private pipe. When a
+target hangs, crashes, ends the process or exhausts memory, it gets a report holding one finding about that
+(TC801-TC804) and a fresh child checks the targets after it. A target that is bad input (a syntax error, an
+``__init__`` that raises) ends the run as it does without isolation: one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from trainer_compat.errors import UsageError
+from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.report import MemberRow, Report
+from trainer_compat.rules.isolation import BY_KIND
+
+CI_FORMATS = frozenset({"sarif", "github", "junit", "concise"})
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MEMORY_MB = 8192
+_STARTUP_S = 180.0  # importing torch and transformers in the child, before the first target's clock starts
+_FD_ENV = "TRAINER_COMPAT_RESULT_FD"
+_OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory", "bad_alloc")
+
+
+def isolate_by_default(fmt: str) -> bool:
+    """CI formats isolate unless --no-isolate: there, one hostile target must not take the gate down."""
+    return fmt in CI_FORMATS
+
+
+def add_cli_options(check: Any) -> None:
+    """``--isolate/--no-isolate``, ``--static``, ``--timeout``, ``--memory-limit`` on the check parser."""
+    import argparse
+
+    check.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                       help="check each target in a child process with a timeout and a memory cap "
+                            f"(default: on for {', '.join(sorted(CI_FORMATS))})")
+    check.add_argument("--static", action="store_true",
+                       help="check classes from their source alone: import and run none of the target's code")
+    check.add_argument("--timeout", type=float, metavar="SECONDS", default=DEFAULT_TIMEOUT_S,
+                       help=f"per target, with isolation (default {DEFAULT_TIMEOUT_S:g})")
+    check.add_argument("--memory-limit", type=int, metavar="MB", default=DEFAULT_MEMORY_MB,
+                       help=f"address-space cap of the isolated check (default {DEFAULT_MEMORY_MB}; 0: none)")
+
+
+def run_checks(settings: list[Any], options: Any, fmt: str) -> list[Report]:
+    """The reports for the command line's targets (``config.TargetSettings``), isolated or static if asked."""
+    from trainer_compat.workflow import check_target, finalize
+
+    static, isolate = getattr(options, "static", False), getattr(options, "isolate", None)
+    if static:
+        if any(s.probe for s in settings):
+            raise UsageError("--static runs no code, so it cannot --probe: drop one of them")
+        from trainer_compat.static_mode import check_static
+        from trainer_compat.workflow import _setup
+
+        return [finalize(check_static(s.spec, _setup(s.args, s.trainer), target=s.target), s.selection)
+                for s in settings]
+    if not (isolate if isolate is not None else isolate_by_default(fmt)):
+        return [check_target(s) for s in settings]
+    limits = _limits(options)
+    requests = [{"spec": s.spec, "target": s.target, "args": s.args, "trainer": s.trainer,
+                 "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample} for s in settings]
+    return [finalize(r, s.selection) for r, s in zip(check_isolated(requests, limits), settings)]
+
+
+def _limits(options: Any) -> Limits:
+    timeout, memory = getattr(options, "timeout", DEFAULT_TIMEOUT_S), getattr(options, "memory_limit", None)
+    if not timeout or timeout <= 0:
+        raise UsageError(f"--timeout: expected a positive number of seconds, got {timeout!r}")
+    if memory is not None and memory < 0:
+        raise UsageError(f"--memory-limit: expected megabytes (0: no cap), got {memory!r}")
+    if memory and memory < 512:
+        raise UsageError(f"--memory-limit: {memory} MB cannot even hold torch; give at least 512")
+    return Limits(timeout_s=timeout, memory_mb=memory or None)
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per target: import, build and check
+    memory_mb: int | None = DEFAULT_MEMORY_MB  # address space of the child (RLIMIT_AS); None: no cap
+
+
+def check_isolated(requests: list[dict[str, Any]], limits: Limits = Limits()) -> list[Report]:
+    """Reports, in order, for JSON-able requests: spec, and optionally target, args, trainer, init_kwargs,
+    probe, sample (as ``check`` takes them)."""
+    reports: dict[int, Report] = {}
+    start = 0
+    while start < len(requests):
+        child = _Child(requests[start:], limits)
+        for offset, report in child.results():
+            reports[start + offset] = report
+        start += child.done
+    return [reports[i] for i in range(len(requests))]
+
+
+class _Child:
+    """One child process over a tail of the targets; ``done`` counts the targets it settled."""
+
+    def __init__(self, requests: list[dict[str, Any]], limits: Limits) -> None:
+        self.requests, self.limits, self.done = requests, limits, 0
+        self.ready: dict[str, Any] = {}
+        self.started: dict[str, Any] = {}
+        read_fd, write_fd = os.pipe()
+        self.log = tempfile.TemporaryFile()
+        payload = {"requests": requests, "memory_mb": limits.memory_mb, "sys_path": sys.path}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "trainer_compat.isolate"], stdin=subprocess.PIPE, stdout=self.log,
+            stderr=subprocess.STDOUT, pass_fds=(write_fd,), env={**os.environ, _FD_ENV: str(write_fd)},
+            start_new_session=True)
+        os.close(write_fd)
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(payload).encode())
+        self.proc.stdin.close()
+        self.stream = _Lines(read_fd)
+
+    def results(self) -> Any:
+        deadline = time.monotonic() + _STARTUP_S + self.limits.timeout_s
+        current: int | None = None
+        try:
+            while True:
+                message = self.stream.next(deadline)
+                if message is None:  # the child ended (end of the stream), or the deadline passed
+                    yield from self._failed(current, timed_out=time.monotonic() >= deadline)
+                    return
+                if "usage" in message:
+                    raise UsageError(message["usage"])
+                if "ready" in message:
+                    self.ready = message["ready"]
+                elif "start" in message:
+                    current, self.started = message["start"], message
+                    deadline = time.monotonic() + self.limits.timeout_s
+                else:
+                    yield current, self._report(current, message)
+                    self.done, current = self.done + 1, None
+                    if self.done == len(self.requests):
+                        return
+        finally:
+            self._stop()
+
+    def _report(self, index: int | None, message: dict[str, Any]) -> Report:
+        assert index is not None
+        if "report" in message:
+            return report_from_dict(message["report"], self.ready.get("torch", ""))
+        if message.get("kind") in BY_KIND:
+            return self._failure_report(index, message["kind"], message["detail"])
+        raise UsageError(message["error"])
+
+    def _failed(self, current: int | None, timed_out: bool) -> Any:
+        if current is None:  # before any target: our own start-up failed
+            raise UsageError(f"the isolated check could not start ({self._exit_text(timed_out)}): "
+                             f"{self._log_tail() or 'no output'}")
+        kind, detail = self._classify(timed_out)
+        self.done += 1
+        yield current, self._failure_report(current, kind, detail)
+
+    def _classify(self, timed_out: bool) -> tuple[str, str]:
+        tail = self._log_tail()
+        if timed_out:
+            return "hang", f"did not finish within {self.limits.timeout_s:g} s (import, build and check); stopped"
+        code = self.proc.wait()
+        if any(text in tail.lower() for text in _OUT_OF_MEMORY) or code == -signal.SIGKILL:
+            return "memory", f"ran out of memory under a {self.limits.memory_mb} MB cap ({self._exit_text(False)})"
+        if code < 0:
+            return "crash", f"killed by {self._exit_text(False)}{': ' + tail if tail else ''}"
+        return "exit", f"ended the process with exit code {code} (os._exit or a hard exit) during the check"
+
+    def _exit_text(self, timed_out: bool) -> str:
+        if timed_out:
+            return "timed out"
+        code = self.proc.wait()
+        if code < 0:
+            try:
+                return f"signal {signal.Signals(-code).name}"
+            except ValueError:
+                return f"signal {-code}"
+        return f"exit code {code}"
+
+    def _failure_report(self, index: int, kind: str, detail: str) -> Report:
+        request = self.requests[index]
+        spec = request.get("target") or request["spec"]
+        version = self.ready.get("transformers", "")
+        finding = BY_KIND[kind].finding(spec, detail, version or None)
+        return Report(target=spec, transformers_version=version, torch_version=self.ready.get("torch", ""),
+                      trainer=self.started.get("trainer", ""), features=tuple(self.started.get("features", ())),
+                      findings=[finding], skipped=[f"every check: the target took its isolated check down "
+                                                   f"({finding.rule})"])
+
+    def _log_tail(self) -> str:
+        self.log.seek(0)
+        lines = [line.strip() for line in self.log.read().decode(errors="replace").splitlines() if line.strip()]
+        return lines[-1][:200] if lines else ""
+
+    def _stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the child and anything it started
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+        self.stream.close()
+        self.log.close()
+
+
+class _Lines:
+    """JSON lines from a pipe, read with a deadline."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buffer = fd, b""
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(fd, selectors.EVENT_READ)
+
+    def next(self, deadline: float) -> dict[str, Any] | None:
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.selector.select(left):
+                return None  # the deadline passed
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.selector.close()
+        os.close(self.fd)
+
+
+def report_from_dict(data: dict[str, Any], torch_version: str = "") -> Report:
+    """The inverse of ``Report.to_dict`` (the torch version is not in the dict)."""
+    return Report(target=data["target"], transformers_version=data["transformers"], torch_version=torch_version,
+                  trainer=data["trainer"], features=tuple(data["features"]),
+                  findings=[finding_from_dict(f) for f in data["findings"]],
+                  members=[MemberRow(m["name"], m["provenance"], m["detail"], tuple(m["needed_by"]))
+                           for m in data["members"]],
+                  skipped=list(data["skipped"]), location=_location(data.get("location")))
+
+
+def finding_from_dict(data: dict[str, Any]) -> Finding:
+    return Finding(rule=data["rule"], name=data["name"], severity=Severity(data["severity"]),
+                   message=data["message"], member=data.get("member"), feature=data.get("feature"),
+                   fix=data.get("fix"), transformers_version=data.get("transformers_version"),
+                   call_site=_location(data.get("call_site")), location=_location(data.get("location")),
+                   details=dict(data.get("details") or {}))
+
+
+def _location(data: dict[str, Any] | None) -> Location | None:
+    return Location(data["file"], data.get("line")) if data else None
+
+
+# --- the child -------------------------------------------------------------------------------------------
+
+
+def _send(out: Any, message: dict[str, Any]) -> None:
+    out.write(json.dumps(message, default=str) + "\n")
+    out.flush()
+
+
+def _child_main() -> None:
+    payload = json.loads(sys.stdin.read())
+    out = os.fdopen(int(os.environ.pop(_FD_ENV)), "w")
+    if payload["memory_mb"]:
+        cap = int(payload["memory_mb"]) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    sys.path[:] = payload["sys_path"]
+    _quiet()
+    from trainer_compat.features import build_setup
+    from trainer_compat.versions import installed_torch, installed_transformers
+
+    _send(out, {"ready": {"transformers": str(installed_transformers()), "torch": installed_torch()}})
+    for index, request in enumerate(payload["requests"]):
+        try:
+            setup = build_setup(request.get("args"), request.get("trainer") or "trainer")
+        except UsageError as exc:
+            _send(out, {"usage": str(exc)})
+            return
+        _send(out, {"start": index, "trainer": setup.trainer, "features": sorted(f.value for f in setup.features)})
+        _send(out, _check_one(request, setup))
+
+
+def _quiet() -> None:
+    import logging
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def _check_one(request: dict[str, Any], setup: Any) -> dict[str, Any]:
+    from trainer_compat.checker import build_subject, check_subject
+    from trainer_compat.targets import load_target
+
+    spec = request["spec"]
+    try:
+        subject = build_subject(load_target(spec), target=request.get("target") or spec,
+                                init_kwargs=request.get("init_kwargs"), meta=not request.get("probe"))
+        report = check_subject(subject, setup, probe=bool(request.get("probe")), sample=request.get("sample"))
+        return {"report": report.to_dict()}
+    except MemoryError:
+        return {"kind": "memory", "detail": "raised MemoryError under the memory cap"}
+    except SystemExit as exc:
+        return {"kind": "exit", "detail": f"called sys.exit({exc.code!r}) during the check"}
+    except UsageError as exc:
+        return _classify_error(exc)
+    except Exception as exc:
+        return {"error": f"{spec}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)"}
+
+
+def _classify_error(exc: UsageError) -> dict[str, Any]:
+    cause = exc.__cause__
+    if isinstance(cause, MemoryError) or any(text in str(exc).lower() for text in _OUT_OF_MEMORY):
+        return {"kind": "memory", "detail": f"ran out of memory under the memory cap: {getattr(exc, 'cause', exc)}"}
+    if isinstance(cause, SystemExit):
+        return {"kind": "exit", "detail": f"called sys.exit({cause.code!r}) ({getattr(exc, 'cause', exc)})"}
+    return {"error": str(exc)}
+
+
+if __name__ == "__main__":
+    _child_main()

@@ -1,0 +1,271 @@
+"""``--static``: check a class from its source alone, executing none of the user's code.
+
+The class is read with ``ast`` and rebuilt as a stand-in: the same name, the same methods with the same
+parameters (defaults and annotations dropped, bodies empty, code objects pointing at the real file and
+lines, so every rule that reads a method's source reads the real one), literal class attributes, and the
+bases that are the file's own classes or come from torch / transformers / peft. The class-level rules then
+run on it unchanged; the report lists what could not be known without building the model.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib
+import importlib.util
+import sys
+import types
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch.nn as nn
+
+from trainer_compat.errors import TargetError
+from trainer_compat.features import TrainingSetup
+from trainer_compat.findings import Location
+from trainer_compat.report import Report
+from trainer_compat.subject import MemberInfo, Provenance, Subject, display_path
+
+_TRUSTED = ("torch", "transformers", "peft")
+_NOT_BUILT = "--static: nothing was imported or run (the state dict, submodules and member values are unknown)"
+
+
+def check_static(spec: str, setup: TrainingSetup, target: str | None = None) -> Report:
+    from trainer_compat.checker import check_subject
+
+    subject = static_subject(spec)
+    subject.target = target or spec
+    report = check_subject(subject, setup)
+    report.skipped.extend(f"static: {note}" for note in subject.notes)
+    return report
+
+
+def static_subject(spec: str) -> StaticSubject:
+    module_part, sep, name = spec.rpartition(":")
+    if not sep or not module_part or not name:
+        raise TargetError(spec, "expected module:Name or path/to/file.py:Name")
+    path = _source_path(spec, module_part)
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError) as exc:
+        where = f"{path}:{exc.lineno}" if isinstance(exc, SyntaxError) and exc.lineno else str(path)
+        raise TargetError(spec, f"syntax error in {where}: {getattr(exc, 'msg', exc)}") from exc
+    builder = _Builder(path, tree)
+    node = builder.classes.get(name)
+    if node is None:
+        kind = "a function" if name in builder.functions else "not a top-level class"
+        raise TargetError(spec, f"--static checks classes from their source; {name!r} in {path} is {kind} "
+                                "(name the class, or run without --static)")
+    try:
+        cls = builder.build(name)
+    except Exception as exc:  # e.g. a metaclass conflict between the resolved bases
+        raise TargetError(spec, f"--static could not rebuild {name}: {type(exc).__name__}: {exc}") from exc
+    return StaticSubject(cls=cls, target=spec, not_built=_NOT_BUILT, notes=builder.notes,
+                         unknown_names=frozenset(builder.unevaluated.get(name, ())),
+                         has_unknown_bases=builder.has_unknown_bases(name),
+                         static_location=Location(display_path(str(path)), node.lineno))
+
+
+@dataclass
+class StaticSubject(Subject):
+    notes: list[str] = field(default_factory=list)
+    unknown_names: frozenset[str] = frozenset()
+    has_unknown_bases: bool = False
+    static_location: Location | None = None
+
+    @cached_property
+    def location(self) -> Location | None:
+        return self.static_location
+
+    def _lookup(self, name: str) -> MemberInfo:
+        info = super()._lookup(name)
+        if info.provenance is Provenance.MISSING and (self.has_unknown_bases or name in self.unknown_names):
+            return MemberInfo(name, Provenance.UNKNOWN)
+        return info
+
+
+def _source_path(spec: str, module_part: str) -> Path:
+    if module_part.endswith(".py"):
+        path = Path(module_part)
+        if not path.is_file():
+            raise TargetError(spec, f"no such file {module_part}")
+        return path
+    relative = Path(*module_part.split("."))
+    for entry in [str(Path.cwd()), *sys.path]:
+        for candidate in (Path(entry or ".") / f"{relative}.py", Path(entry or ".") / relative / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    raise TargetError(spec, f"no module named {module_part!r} (--static looks for its source file, without importing)")
+
+
+class _Builder:
+    """Stand-in classes for the classes of one file."""
+
+    def __init__(self, path: Path, tree: ast.Module) -> None:
+        self.path = path
+        self.classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+        self.functions = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        self.imports = _imports(tree)
+        self.built: dict[str, type] = {}
+        self.unknown_bases: dict[str, list[str]] = {}
+        self.unevaluated: dict[str, list[str]] = {}
+        self.notes: list[str] = []
+        self.module = self._fake_module()
+
+    def _fake_module(self) -> types.ModuleType:
+        name = f"_trainer_compat_static_{abs(hash(str(self.path.resolve())))}"
+        module = types.ModuleType(name)
+        module.__file__ = str(self.path)
+        sys.modules[name] = module  # lets inspect find the source of the stand-in classes
+        return module
+
+    def has_unknown_bases(self, name: str) -> bool:
+        if self.unknown_bases.get(name):
+            return True
+        return any(self.has_unknown_bases(b) for b in self._local_bases(self.classes[name]))
+
+    def _local_bases(self, node: ast.ClassDef) -> list[str]:
+        return [b.id for b in node.bases if isinstance(b, ast.Name) and b.id in self.classes]
+
+    def build(self, name: str, seen: tuple[str, ...] = ()) -> type:
+        if name in self.built:
+            return self.built[name]
+        if name in seen:
+            raise TargetError(name, f"class {name} inherits from itself")
+        node = self.classes[name]
+        bases = tuple(self._base(node, b, (*seen, name)) for b in node.bases)
+        bases = tuple(b for b in bases if b is not None) or (nn.Module,)
+        namespace: dict[str, Any] = {"__module__": self.module.__name__, "__qualname__": name,
+                                     "__doc__": ast.get_docstring(node)}
+        for stmt in node.body:
+            self._member(name, stmt, namespace)
+        cls = types.new_class(name, bases, exec_body=lambda ns: ns.update(namespace))
+        setattr(self.module, name, cls)
+        self.built[name] = cls
+        return cls
+
+    def _base(self, node: ast.ClassDef, expr: ast.expr, seen: tuple[str, ...]) -> type | None:
+        if isinstance(expr, ast.Name) and expr.id in self.classes:
+            return self.build(expr.id, seen)
+        value = _resolve(expr, self.imports)
+        if isinstance(value, type):
+            return value
+        text = ast.unparse(expr)
+        self.unknown_bases.setdefault(node.name, []).append(text)
+        self._note(f"{node.name}'s base {text} was not imported: what it defines is unknown")
+        return None
+
+    def _member(self, owner: str, stmt: ast.stmt, namespace: dict[str, Any]) -> None:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            value = self._stub(owner, stmt)
+            if value is not None:
+                namespace[stmt.name] = value
+            return
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else \
+            [stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else []
+        for target in targets:
+            if not isinstance(target, ast.Name):
+                continue
+            try:
+                namespace[target.id] = ast.literal_eval(stmt.value)  # type: ignore[union-attr]
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                self.unevaluated.setdefault(owner, []).append(target.id)
+                self._note(f"{owner}.{target.id} = {ast.unparse(stmt.value)[:60]} was not evaluated"  # type: ignore[arg-type]
+                           )
+
+    def _stub(self, owner: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
+        names = [d.id if isinstance(d, ast.Name) else d.attr if isinstance(d, ast.Attribute) else ""
+                 for d in node.decorator_list]
+        if "setter" in names or "deleter" in names:
+            return None  # the property itself is what Trainer reads
+        stub = ast.FunctionDef(name=node.name, args=_bare_arguments(node.args), body=[ast.Pass()],
+                               decorator_list=[], returns=None, type_comment=None)
+        if "type_params" in ast.FunctionDef._fields:
+            stub.type_params = []
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        ast.copy_location(stub, node)
+        stub.lineno = first
+        ast.fix_missing_locations(stub)
+        scope: dict[str, Any] = {"__name__": self.module.__name__}
+        exec(compile(ast.Module(body=[stub], type_ignores=[]), str(self.path), "exec"), scope)  # our stub only
+        function = scope[node.name]
+        function.__qualname__ = f"{owner}.{node.name}"
+        if "property" in names or "cached_property" in names:
+            return property(function)
+        if "staticmethod" in names:
+            return staticmethod(function)
+        if "classmethod" in names:
+            return classmethod(function)
+        return function
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+def _bare_arguments(args: ast.arguments) -> ast.arguments:
+    """The same parameters, with every default a constant None and no annotations: nothing to evaluate."""
+    bare = copy.deepcopy(args)
+    for arg in [*bare.posonlyargs, *bare.args, *bare.kwonlyargs, bare.vararg, bare.kwarg]:
+        if arg is not None:
+            arg.annotation = None
+            arg.type_comment = None
+    bare.defaults = [ast.Constant(None) for _ in bare.defaults]
+    bare.kw_defaults = [None if d is None else ast.Constant(None) for d in bare.kw_defaults]
+    return bare
+
+
+def _imports(tree: ast.Module) -> dict[str, str]:
+    """Local name -> dotted origin, for the file's top-level absolute imports."""
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else \
+                    alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                found[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return found
+
+
+def _resolve(expr: ast.expr, imports: dict[str, str]) -> Any:
+    """The object a base-class expression names, when it comes from torch, transformers or peft."""
+    parts: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        parts.insert(0, expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name) or expr.id not in imports:
+        return None
+    dotted = ".".join([imports[expr.id], *parts])
+    if dotted.split(".")[0] not in _TRUSTED or not _installed_library(dotted.split(".")[0]):
+        return None
+    return _import_dotted(dotted)
+
+
+def _installed_library(root: str) -> bool:
+    """An installed package, not a same-named folder in the checked repository (that would be user code)."""
+    try:
+        spec = importlib.util.find_spec(root)
+    except (ImportError, ValueError):
+        return False
+    origin = Path(spec.origin).resolve() if spec and spec.origin else None
+    return origin is not None and ("site-packages" in origin.parts or Path.cwd().resolve() not in origin.parents)
+
+
+def _import_dotted(dotted: str) -> Any:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                value = getattr(value, attr)
+        except AttributeError:
+            return None
+        return value
+    return None
