@@ -1,4 +1,7 @@
-"""``trainer-compat``: exit 0 when every target is compatible, 1 when one is not, 2 for bad input."""
+"""``trainer-compat``: exit 0 when every target passes, 1 when one fails the gate, 2 for bad input.
+
+Each subcommand is a pair in COMMANDS: a function that adds its parser and one that runs it.
+"""
 
 from __future__ import annotations
 
@@ -8,54 +11,214 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 from trainer_compat import __version__
 from trainer_compat.errors import TargetError, UsageError
 from trainer_compat.shims.fix import add_fix_parser, run_fix
 
 EXIT_OK, EXIT_INCOMPATIBLE, EXIT_USAGE = 0, 1, 2
+FORMATS = ("concise", "full", "json", "sarif", "github", "junit")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input in one line (exit 2), like every other usage error."""
+
+    def error(self, message: str) -> NoReturn:
+        _error(f"{message} (see `{self.prog} --help`)")
+        raise SystemExit(EXIT_USAGE)
+
+
+# -- check ------------------------------------------------------------------------------------------------
+
+def _add_check(sub: Any) -> None:
+    check = sub.add_parser("check", help="check targets against the installed transformers' Trainer")
+    check.add_argument("targets", nargs="*", metavar="TARGET",
+                       help="package.module:Name or path/file.py:Name (default: [tool.trainer-compat] targets)")
+    check.add_argument("--config", metavar="PYPROJECT", help="read [tool.trainer-compat] from this file")
+    check.add_argument("--args", dest="training_args", metavar="JSON|FILE",
+                       help="TrainingArguments fields: a JSON object or a .json/.yaml file")
+    check.add_argument("--trainer", choices=("trainer", "seq2seq"))
+    check.add_argument("--init-kwargs", metavar="JSON", help="keyword arguments for a class or factory target")
+    check.add_argument("--probe", action="store_true", default=None,
+                       help="also dry-run the real Trainer on a tiny batch (the model is restored bitwise)")
+    check.add_argument("--sample", metavar="FILE", help="one example for the probe: a .pt or .json mapping")
+    check.add_argument("--format", choices=(*FORMATS, "text"), help="output format (default: full)")
+    check.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of stdout")
+    check.add_argument("--select", metavar="CODES", help="only these codes or prefixes, comma-separated")
+    check.add_argument("--ignore", metavar="CODES", help="leave out these codes or prefixes, comma-separated")
+    check.add_argument("--fail-on", choices=("error", "warning"), help="lowest severity that fails (default error)")
+    check.add_argument("--exit-zero", action="store_true", help="exit 0 even when a target fails")
+    check.add_argument("--color", action="store_true", help="colour the full report")
+    check.add_argument("--debug", action="store_true", help="show tracebacks")
+    from trainer_compat.isolate import add_cli_options
+
+    add_cli_options(check)  # --isolate/--no-isolate, --static, --timeout, --memory-limit
+
+
+def _codes(text: str | None) -> list[str] | None:
+    return None if text is None else [c for c in text.replace(" ", "").split(",") if c]
+
+
+def _cli_overrides(options: argparse.Namespace) -> dict[str, Any]:
+    if options.sample and not options.probe:
+        raise UsageError("--sample is for the probe: add --probe")
+    return {"args": _args(options.training_args), "trainer": options.trainer,
+            "init-kwargs": _init_kwargs(options.init_kwargs), "probe": options.probe, "sample": options.sample,
+            "select": _codes(options.select), "ignore": _codes(options.ignore), "fail-on": options.fail_on}
+
+
+def _run_check(options: argparse.Namespace) -> int:
+    _quiet()
+    from trainer_compat.catalog import Selection
+    from trainer_compat.config import load_config, settings_for
+    from trainer_compat.workflow import check_target, exit_code
+
+    config = load_config(options.config)
+    Selection.of(_codes(options.select), _codes(options.ignore), where="--")  # bad codes before any import
+    overrides = _cli_overrides(options)
+    targets = options.targets or config.targets
+    if not targets:
+        raise UsageError("no targets: name them (module:Name or path/file.py:Name), "
+                         "or list them as `targets` under [tool.trainer-compat] in pyproject.toml")
+    settings = [settings_for(t, config, overrides, from_config=not options.targets) for t in targets]
+    if any(s.sample for s in settings):
+        from trainer_compat.probe.batch import load_sample
+
+        for s in {s.sample for s in settings if s.sample}:
+            load_sample(s)  # bad samples are usage errors, before any target is imported
+    from trainer_compat.isolate import run_checks
+
+    reports = run_checks(settings, options, options.format or config.get("format") or "full")
+    _emit(_render(reports, options, config), options.output)
+    code = exit_code(reports, [s.fail_on for s in settings])
+    return EXIT_OK if options.exit_zero else code
+
+
+def _render(reports: list[Any], options: argparse.Namespace, config: Any) -> str:
+    from trainer_compat.render import ALIASES, RENDERERS, render_junit, render_terminal
+
+    fmt = options.format or config.get("format") or "full"
+    fmt = ALIASES.get(fmt, fmt)
+    if fmt not in RENDERERS:
+        raise UsageError(f"format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if fmt == "full":
+        return render_terminal(reports, color=options.color)
+    if fmt == "junit":
+        return render_junit(reports, fail_on=options.fail_on or config.get("fail-on") or "error")
+    return RENDERERS[fmt](reports)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output is None:
+        print(text)
+        return
+    try:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--output: cannot write {output}: {exc.strerror or exc}") from exc
+
+
+def _args(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    from trainer_compat.features import load_args_spec
+
+    return load_args_spec(text)
+
+
+def _init_kwargs(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--init-kwargs: invalid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise UsageError("--init-kwargs: expected a JSON object")
+    return value
+
+
+# -- rules / rule -----------------------------------------------------------------------------------------
+
+def _add_rules(sub: Any) -> None:
+    rules = sub.add_parser("rules", help="list the rules")
+    rules.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _run_rules(options: argparse.Namespace) -> int:
+    from trainer_compat.catalog import all_rules
+
+    rules = all_rules()
+    if options.format == "json":
+        print(json.dumps([{"code": r.code, "name": r.name, "severity": r.severity.value, "summary": r.summary,
+                           "explanation": r.explanation} for r in rules], indent=2))
+    else:
+        for r in rules:
+            print(f"{r.code}  {r.name:30} {r.severity.value:8} {r.summary}")
+    return EXIT_OK
+
+
+def _add_rule(sub: Any) -> None:
+    rule = sub.add_parser("rule", help="explain a rule: examples, call sites and fix, from the rule itself")
+    rule.add_argument("code", nargs="?", metavar="CODE", help="a rule code (TC301) or name (unsafe-state-dict)")
+    rule.add_argument("--all", action="store_true", help="every rule")
+    rule.add_argument("--format", choices=("text", "json"), default="text")
+    rule.add_argument("--no-run", action="store_true", help="do not run the examples on the installed transformers")
+    rule.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _run_rule(options: argparse.Namespace) -> int:
+    from trainer_compat.catalog import all_rules, find_rule
+    from trainer_compat.render.rule import render_rule_json, render_rule_text, rule_document
+
+    if options.all == bool(options.code):
+        raise UsageError("rule: give one CODE, or --all")
+    _quiet()
+    rules = all_rules() if options.all else (find_rule(options.code),)
+    docs = [rule_document(r, run_examples=not options.no_run) for r in rules]
+    if options.format == "json":
+        print(render_rule_json(docs))
+    else:
+        print("\n\n".join(render_rule_text(d) for d in docs))
+    return EXIT_OK
+
+
+# -- main -------------------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int]]] = {
+    "check": (_add_check, _run_check),
+    "rules": (_add_rules, _run_rules),
+    "rule": (_add_rule, _run_rule),
+    "fix": (add_fix_parser, run_fix),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trainer-compat",
-                                     description="Check torch modules against the Hugging Face Trainer protocol.")
+    parser = _Parser(prog="trainer-compat",
+                     description="Check torch modules against the Hugging Face Trainer protocol.")
     parser.add_argument("--version", action="version", version=f"trainer-compat {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="check targets against the installed transformers' Trainer")
-    check.add_argument("targets", nargs="+", metavar="TARGET", help="package.module:Name or path/file.py:Name")
-    check.add_argument("--args", dest="training_args", metavar="JSON|FILE",
-                       help="TrainingArguments fields: a JSON object or a .json/.yaml file")
-    check.add_argument("--trainer", choices=("trainer", "seq2seq"), default="trainer")
-    check.add_argument("--init-kwargs", metavar="JSON", help="keyword arguments for a class or factory target")
-    check.add_argument("--probe", action="store_true",
-                       help="also dry-run the real Trainer on a tiny batch (the model is restored bitwise)")
-    check.add_argument("--sample", metavar="FILE", help="one example for the probe: a .pt or .json mapping")
-    check.add_argument("--format", choices=("full", "text", "json"), default="full")
-    check.add_argument("--color", action="store_true", help="colour the full report")
-    check.add_argument("--debug", action="store_true", help="show tracebacks")
-    add_fix_parser(sub)
-    rules = sub.add_parser("rules", help="list the rules")
-    rules.add_argument("--format", choices=("text", "json"), default="text")
+    for add, _ in COMMANDS.values():
+        add(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
-    if options.command == "rules":
-        return _list_rules(options.format)
-    if options.command == "fix":
-        return run_fix(options)
+    run = COMMANDS[options.command][1]
+    debug = getattr(options, "debug", False)
     try:
-        return _check(options)
+        return run(options)
     except UsageError as exc:
-        _error(str(exc))
-        if options.debug:
+        if debug:
             raise
+        _error(str(exc))
         return EXIT_USAGE
     except Exception as exc:
-        if options.debug:
+        if debug:
             raise
         _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         return EXIT_USAGE
@@ -71,59 +234,4 @@ def _quiet() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
-def _check(options: argparse.Namespace) -> int:
-    _quiet()
-    from trainer_compat.checker import build_subject, check_subject
-    from trainer_compat.features import build_setup, load_args_spec
-    from trainer_compat.render import RENDERERS
-    from trainer_compat.targets import load_target
-
-    fields = load_args_spec(options.training_args) if options.training_args else None
-    if options.sample and not options.probe:
-        raise UsageError("--sample is for the probe: add --probe")
-    if options.sample:
-        from trainer_compat.probe.batch import load_sample
-
-        load_sample(options.sample)  # bad samples are usage errors, before any target is imported
-    init_kwargs = _init_kwargs(options.init_kwargs)
-    setup = build_setup(fields, options.trainer)
-    reports = []
-    for spec in options.targets:
-        obj = load_target(spec)
-        subject = build_subject(obj, target=spec, init_kwargs=init_kwargs)
-        reports.append(check_subject(subject, setup, probe=options.probe, sample=options.sample))
-    if options.format == "full":
-        from trainer_compat.render.terminal import render_terminal
-
-        output = render_terminal(reports, color=options.color)
-    else:
-        output = RENDERERS[options.format](reports)
-    print(output)
-    return EXIT_OK if all(r.compatible for r in reports) else EXIT_INCOMPATIBLE
-
-
-def _init_kwargs(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--init-kwargs: invalid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise UsageError("--init-kwargs: expected a JSON object")
-    return value
-
-
-def _list_rules(fmt: str) -> int:
-    from trainer_compat.rules import ALL_RULES
-
-    if fmt == "json":
-        print(json.dumps([{"code": r.code, "name": r.name, "severity": r.severity.value, "summary": r.summary,
-                           "explanation": r.explanation} for r in ALL_RULES], indent=2))
-    else:
-        for r in ALL_RULES:
-            print(f"{r.code}  {r.name:30} {r.severity.value:8} {r.summary}")
-    return EXIT_OK
-
-
-__all__ = ["main", "TargetError"]
+__all__ = ["COMMANDS", "FORMATS", "main", "TargetError"]

@@ -1,0 +1,201 @@
+"""``[tool.trainer-compat]`` in pyproject.toml, merged with the command line (the command line wins).
+
+    [tool.trainer-compat]
+    targets = ["my_project.models:Wrapper", "src/reward.py:RewardModel"]
+    args = "train_args.yaml"            # or an inline table of TrainingArguments fields
+    trainer = "trainer"                 # or "seq2seq"
+    select = ["ALL"]
+    ignore = ["TC104"]
+    fail-on = "error"                   # or "warning"
+
+    [tool.trainer-compat.per-target."src/reward.py:RewardModel"]
+    trainer = "seq2seq"
+    ignore = ["TC5"]                    # added to the global ignore
+    init-kwargs = {hidden = 32}
+
+Relative paths (target files, args files, samples) are relative to the pyproject.toml that names them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer_compat.catalog import Selection
+from trainer_compat.errors import UsageError
+from trainer_compat.features import TRAINER_KINDS, load_args_spec
+
+TABLE = "trainer-compat"
+FAIL_ON = ("error", "warning")
+_TARGET_KEYS = {"args", "trainer", "init-kwargs", "select", "ignore", "probe", "sample", "fail-on"}
+_GLOBAL_KEYS = _TARGET_KEYS | {"targets", "per-target", "format"}
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """Everything needed to check one target, after merging config and command line."""
+
+    target: str  # as written (what reports show)
+    spec: str  # what load_target imports (path targets made absolute against the config's directory)
+    args: dict[str, Any] | None
+    trainer: str = "trainer"
+    init_kwargs: dict[str, Any] = field(default_factory=dict)
+    selection: Selection = Selection()
+    probe: bool = False
+    sample: str | None = None
+    fail_on: str = "error"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    table: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.table.get("targets", []))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.table.get(key, default)
+
+    def for_target(self, target: str) -> dict[str, Any]:
+        return dict(self.table.get("per-target", {}).get(target, {}))
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read TOML: {exc}") from exc
+
+
+def find_pyproject(start: Path | None = None) -> Path | None:
+    """The nearest pyproject.toml at or above ``start`` that has a [tool.trainer-compat] table."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file() and TABLE in _toml(candidate).get("tool", {}):
+            return candidate
+    return None
+
+
+def load_config(path: str | Path | None = None, start: Path | None = None) -> Config:
+    """The named file's table, else the nearest pyproject.toml's; an empty Config when there is none."""
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise UsageError(f"--config: no such file {path}")
+    else:
+        found = find_pyproject(start)
+        if found is None:
+            return Config()
+        file = found
+    table = _toml(file).get("tool", {}).get(TABLE, {})
+    _validate(table, file)
+    return Config(file, table)
+
+
+def _validate(table: dict[str, Any], file: Path) -> None:
+    where = f"{file} [tool.{TABLE}]"
+    _known_keys(table, _GLOBAL_KEYS, where)
+    targets = table.get("targets", [])
+    if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+        raise UsageError(f"{where}: targets must be a list of 'module:Name' strings")
+    per_target = table.get("per-target", {})
+    if not isinstance(per_target, dict):
+        raise UsageError(f"{where}: per-target must be a table of target tables")
+    for name, sub in per_target.items():
+        if not isinstance(sub, dict):
+            raise UsageError(f"{where}: per-target.{name!r} must be a table")
+        _known_keys(sub, _TARGET_KEYS, f"{where} per-target {name!r}")
+    for scope in (table, *per_target.values()):
+        _check_values(scope, where)
+
+
+def _known_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise UsageError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(allowed))})")
+
+
+def _check_values(scope: dict[str, Any], where: str) -> None:
+    if "trainer" in scope and scope["trainer"] not in TRAINER_KINDS:
+        raise UsageError(f"{where}: trainer must be one of {', '.join(TRAINER_KINDS)}, not {scope['trainer']!r}")
+    if "fail-on" in scope and scope["fail-on"] not in FAIL_ON:
+        raise UsageError(f"{where}: fail-on must be one of {', '.join(FAIL_ON)}, not {scope['fail-on']!r}")
+    for key in ("select", "ignore"):
+        if key in scope:
+            Selection.of(**{key: _code_list(scope[key], f"{where} {key}")}, where=f"{where} ")
+
+
+def _code_list(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [c for c in value.replace(" ", "").split(",") if c]
+    if isinstance(value, list) and all(isinstance(c, str) for c in value):
+        return value
+    raise UsageError(f"{where}: expected a list of rule codes")
+
+
+def resolve_spec(target: str, root: Path) -> str:
+    """A ``path/file.py:Name`` target relative to ``root``; module targets import with ``root`` on sys.path."""
+    module_part, _, name = target.rpartition(":")
+    if module_part.endswith(".py") and not Path(module_part).is_absolute():
+        return f"{root / module_part}:{name}"
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return target
+
+
+def _args(value: Any, root: Path) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return dict(value)
+    text = str(value)
+    if text.lstrip().startswith("{") or Path(text).is_absolute():
+        return load_args_spec(text)
+    return load_args_spec(str(root / text))
+
+
+def settings_for(target: str, config: Config, cli: dict[str, Any], *, from_config: bool = True) -> TargetSettings:
+    """Merge, most specific last: config table, its per-target table, then the command line (non-None keys).
+
+    ``from_config``: the target was listed in the config (its paths are relative to the config's directory);
+    a target named on the command line is relative to the working directory.
+    """
+    merged: dict[str, Any] = {k: v for k, v in config.table.items() if k in _TARGET_KEYS}
+    own = config.for_target(target)
+    ignore = _code_list(merged.get("ignore", []), "ignore") + _code_list(own.pop("ignore", []), "ignore")
+    merged.update(own)
+    merged["ignore"] = ignore
+    root = config.root
+    arg_root = {k: root for k in merged}
+    for key, value in cli.items():
+        if value is not None:
+            merged[key], arg_root[key] = value, Path.cwd()
+    sample = merged.get("sample")
+    if sample and not Path(sample).is_absolute():
+        sample = str(arg_root["sample"] / sample)
+    select = merged.get("select")
+    return TargetSettings(
+        target=target,
+        spec=resolve_spec(target, root) if config.path and from_config else target,
+        args=_args(merged.get("args"), arg_root.get("args", root)),
+        trainer=merged.get("trainer") or "trainer",
+        init_kwargs=dict(merged.get("init-kwargs") or {}),
+        selection=Selection.of(_code_list(select, "select") if select is not None else None,
+                               _code_list(merged.get("ignore", []), "ignore")),
+        probe=bool(merged.get("probe", False)),
+        sample=sample,
+        fail_on=merged.get("fail-on") or "error",
+    )

@@ -1,0 +1,126 @@
+"""pytest plugin (entry point ``pytest11``): ``pytest --trainer-compat`` and the ``trainer_compat`` fixture.
+
+``--trainer-compat`` adds one test item per target of ``[tool.trainer-compat]`` (the nearest pyproject.toml
+above the rootdir, or ``--trainer-compat-config``); an item fails when its target fails the gate, and its
+failure text is the report. The ``trainer_compat`` fixture checks a model built inside a test:
+
+    def test_wrapper(trainer_compat):
+        trainer_compat.assert_compatible(MyWrapper(), args={"gradient_checkpointing": True})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trainer_compat.report import Report
+
+
+class IncompatibleModel(AssertionError):
+    def __init__(self, report: Report) -> None:
+        super().__init__(str(report))
+        self.report = report
+
+
+def assert_compatible(model: Any, args: Any = None, trainer: str = "trainer", *, probe: bool = False,
+                      sample: Any = None, fail_on: str = "error", select: Sequence[str] | None = None,
+                      ignore: Sequence[str] | None = None, init_kwargs: dict[str, Any] | None = None) -> Report:
+    """Check ``model`` (instance, class or factory); raise AssertionError with the report when it fails."""
+    from trainer_compat.catalog import Selection
+    from trainer_compat.checker import check
+    from trainer_compat.workflow import fails, finalize
+
+    report = check(model, args=args, trainer=trainer, probe=probe, sample=sample, init_kwargs=init_kwargs)
+    report = finalize(report, Selection.of(select, ignore))
+    if fails(report, fail_on):
+        raise IncompatibleModel(report)
+    return report
+
+
+class Checker:
+    """What the ``trainer_compat`` fixture gives a test."""
+
+    def check(self, model: Any, args: Any = None, trainer: str = "trainer", **kwargs: Any) -> Report:
+        from trainer_compat.checker import check
+        from trainer_compat.workflow import finalize
+
+        return finalize(check(model, args=args, trainer=trainer, **kwargs))
+
+    assert_compatible = staticmethod(assert_compatible)
+
+    def preflight(self, trainer: Any, probe: bool = True, **kwargs: Any) -> Report:
+        from trainer_compat.preflight import preflight
+
+        return preflight(trainer, probe=probe, raise_on_error=True, **kwargs)
+
+
+@pytest.fixture
+def trainer_compat() -> Checker:
+    """Check models built inside a test: ``.check()``, ``.assert_compatible()``, ``.preflight()``."""
+    return Checker()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trainer-compat")
+    group.addoption("--trainer-compat", action="store_true", default=False,
+                    help="check every [tool.trainer-compat] target as a test item")
+    group.addoption("--trainer-compat-config", metavar="PYPROJECT", default=None,
+                    help="read [tool.trainer-compat] from this file (default: the nearest pyproject.toml)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "trainer_compat: a trainer-compat target check")
+
+
+class TargetFailed(Exception):
+    def __init__(self, report: Report) -> None:
+        super().__init__(report.verdict())
+        self.report = report
+
+
+class TargetItem(pytest.Item):
+    """One configured target; it fails when the target fails the gate, with the report as its text."""
+
+    def __init__(self, *, settings: Any, config_path: Path | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.config_path = config_path
+        self.add_marker("trainer_compat")
+
+    def runtest(self) -> None:
+        from trainer_compat.workflow import check_target, fails
+
+        report = check_target(self.settings)
+        self.user_properties.append(("trainer_compat", report.verdict()))
+        if fails(report, self.settings.fail_on):
+            raise TargetFailed(report)
+
+    def repr_failure(self, excinfo: Any, style: Any = None) -> str:
+        from trainer_compat.errors import UsageError
+
+        if isinstance(excinfo.value, TargetFailed):
+            return str(excinfo.value.report)
+        if isinstance(excinfo.value, UsageError):
+            return f"trainer-compat: error: {excinfo.value}"
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.config_path or Path.cwd(), None, f"trainer-compat {self.settings.target}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[Any]) -> None:
+    if not config.getoption("trainer_compat"):
+        return
+    from trainer_compat.config import load_config, settings_for
+
+    loaded = load_config(config.getoption("trainer_compat_config"), start=Path(str(config.rootpath)))
+    if not loaded.targets:
+        raise pytest.UsageError("--trainer-compat: no targets under [tool.trainer-compat] in pyproject.toml")
+    for target in loaded.targets:
+        settings = settings_for(target, loaded, {})
+        items.append(TargetItem.from_parent(session, name=f"trainer-compat[{target}]", settings=settings,
+                                            config_path=loaded.path))
