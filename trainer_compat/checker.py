@@ -31,6 +31,7 @@ def check(
     target: str | None = None,
     probe: bool = False,
     sample: Any = None,
+    transformers_version: str | None = None,
 ) -> Report:
     """Check a model (instance, class or zero-argument factory) against the installed Trainer's protocol.
 
@@ -38,11 +39,12 @@ def check(
     ``trainer`` is ``"trainer"`` or ``"seq2seq"``. ``probe=True`` adds the dry-run through the real
     Trainer on a tiny batch (``sample``: one example as a dict of tensors, or a .pt/.json path), after
     which the model is bitwise as it was. Without the probe a class or factory is built on the meta device
-    (no weights allocated); an instance is checked as it is, never copied.
+    (no weights allocated); an instance is checked as it is, never copied. ``transformers_version``: the
+    verdict for that release instead of the installed one (a forecast: trainer_compat/forecast.py).
     """
     setup = build_setup(args, trainer)
     subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs, meta=not probe)
-    return check_subject(subject, setup, probe=probe, sample=sample)
+    return check_subject(subject, setup, probe=probe, sample=sample, transformers_version=transformers_version)
 
 
 def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None,
@@ -133,11 +135,25 @@ def _subject(model: Any, name: str, rebuild: Any) -> Subject:
     return subject
 
 
-def check_subject(subject: Subject, setup: TrainingSetup, *, probe: bool = False, sample: Any = None) -> Report:
-    version = installed_transformers()
+def check_subject(subject: Subject, setup: TrainingSetup, *, probe: bool = False, sample: Any = None,
+                  transformers_version: str | None = None) -> Report:
+    from trainer_compat.forecast import forecasting, requested
+
+    forecast = requested(transformers_version)
+    if forecast is not None and probe:
+        raise UsageError("--transformers-version forecasts from data; --probe runs the installed Trainer: drop one")
+    with forecasting(forecast if forecast != installed_transformers() else None):
+        return _check_subject(subject, setup, probe, sample, forecast or installed_transformers())
+
+
+def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: Any, version: Any) -> Report:
     if probe and subject.rebuild is not None:
         subject = subject.rebuild()
     ctx = Context(subject=subject, setup=setup, version=version)
+    if version != installed_transformers():
+        from trainer_compat.forecast import note
+
+        ctx.skip("forecast", note(version, installed_transformers()))
     if subject.not_built:
         ctx.skip("instance checks", f"{subject.cls.__qualname__} was not built: {subject.not_built}")
     if probe:

@@ -41,6 +41,8 @@ def _add_check(sub: Any) -> None:
     check.add_argument("--args", dest="training_args", metavar="JSON|FILE",
                        help="TrainingArguments fields: a JSON object or a .json/.yaml file")
     check.add_argument("--trainer", choices=("trainer", "seq2seq"))
+    check.add_argument("--transformers-version", metavar="X.Y.Z",
+                       help="the verdict for this transformers release instead of the installed one (a forecast)")
     check.add_argument("--init-kwargs", metavar="JSON", help="keyword arguments for a class or factory target")
     check.add_argument("--probe", action="store_true", default=None,
                        help="also dry-run the real Trainer on a tiny batch (the model is restored bitwise)")
@@ -77,6 +79,10 @@ def _run_check(options: argparse.Namespace) -> int:
     from trainer_compat.workflow import check_target, exit_code
 
     config = load_config(options.config)
+    if options.transformers_version:
+        from trainer_compat.forecast import ENV, parse
+
+        os.environ[ENV] = str(parse(options.transformers_version))  # isolated children inherit it
     Selection.of(_codes(options.select), _codes(options.ignore), where="--")  # bad codes before any import
     overrides = _cli_overrides(options)
     targets = options.targets or config.targets

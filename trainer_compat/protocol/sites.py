@@ -31,8 +31,18 @@ def _display_path(path: str, module: str) -> str:
     return path
 
 
-@lru_cache(maxsize=None)
 def resolve(site: Site) -> Location | None:
+    """The site in the installed transformers, or in the forecast release (``--transformers-version``)."""
+    from trainer_compat.forecast import active, forecast_site
+
+    version = active()
+    if version is not None:
+        return forecast_site(site.pattern, site.modules, version)
+    return resolve_installed(site)
+
+
+@lru_cache(maxsize=None)
+def resolve_installed(site: Site) -> Location | None:
     """First line matching the site's pattern, in the first of its modules that has one."""
     regex = re.compile(site.pattern)
     for module in site.modules:
