@@ -17,8 +17,11 @@ def _cases(kind: str) -> list:
 def _codes(example: Example, tmp_path) -> set[str]:
     if installed_transformers() not in example.versions:
         pytest.skip(f"example holds for transformers {example.versions}")
+    if example.peft is not None:
+        pytest.importorskip("peft", reason="a PEFT example needs peft")
     model = example.load(tmp_path)
-    report = trainer_compat.check(model, args=example.args, trainer=example.trainer, probe=example.probe)
+    report = trainer_compat.check(model, args=example.args, trainer=example.trainer, probe=example.probe,
+                                  peft=example.peft)
     return {f.rule for f in report.findings}
 
 

@@ -32,6 +32,7 @@ def check(
     probe: bool = False,
     sample: Any = None,
     transformers_version: str | None = None,
+    peft: Any = None,
 ) -> Report:
     """Check a model (instance, class or zero-argument factory) against the installed Trainer's protocol.
 
@@ -40,11 +41,15 @@ def check(
     Trainer on a tiny batch (``sample``: one example as a dict of tensors, or a .pt/.json path), after
     which the model is bitwise as it was. Without the probe a class or factory is built on the meta device
     (no weights allocated); an instance is checked as it is, never copied. ``transformers_version``: the
-    verdict for that release instead of the installed one (a forecast: trainer_compat/forecast.py).
+    verdict for that release instead of the installed one (a forecast: trainer_compat/forecast.py). ``peft``: the
+    adapter config (a LoraConfig or a dict of its fields) the model will get: adds the PEFT rules.
     """
     setup = build_setup(args, trainer)
     subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs, meta=not probe)
-    return check_subject(subject, setup, probe=probe, sample=sample, transformers_version=transformers_version)
+    from trainer_compat.rules.peft import peft_profile
+
+    with peft_profile(peft):
+        return check_subject(subject, setup, probe=probe, sample=sample, transformers_version=transformers_version)
 
 
 def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None,

@@ -43,6 +43,7 @@ def _add_check(sub: Any) -> None:
     check.add_argument("--trainer", choices=("trainer", "seq2seq"))
     check.add_argument("--transformers-version", metavar="X.Y.Z",
                        help="the verdict for this transformers release instead of the installed one (a forecast)")
+    check.add_argument("--peft", metavar="JSON|FILE", help="the adapter config (LoraConfig fields) the model will get")
     check.add_argument("--init-kwargs", metavar="JSON", help="keyword arguments for a class or factory target")
     check.add_argument("--probe", action="store_true", default=None,
                        help="also dry-run the real Trainer on a tiny batch (the model is restored bitwise)")
@@ -83,6 +84,10 @@ def _run_check(options: argparse.Namespace) -> int:
         from trainer_compat.forecast import ENV, parse
 
         os.environ[ENV] = str(parse(options.transformers_version))  # isolated children inherit it
+    if options.peft:
+        from trainer_compat.rules.peft import ENV as PEFT_ENV, as_dict
+
+        os.environ[PEFT_ENV] = json.dumps(as_dict(options.peft))
     Selection.of(_codes(options.select), _codes(options.ignore), where="--")  # bad codes before any import
     overrides = _cli_overrides(options)
     targets = options.targets or config.targets

@@ -23,7 +23,7 @@ def _observed(rule: type[Rule], example: Example, directory: Path) -> dict[str, 
         return {"ran": False, "why": f"holds for transformers {example.versions}, {version} is installed"}
     if example.probe:
         return {"ran": False, "why": "a probe example: check it with --probe"}
-    report = check(example.load(directory), args=example.args, trainer=example.trainer)
+    report = check(example.load(directory), args=example.args, trainer=example.trainer, peft=example.peft)
     return {"ran": True, "transformers": str(version),
             "findings": [{"severity": f.severity.value, "message": f.message, "fix": f.fix,
                           "call_site": str(f.call_site) if f.call_site else None}

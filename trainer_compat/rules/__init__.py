@@ -8,6 +8,7 @@ from trainer_compat.rules.config import ConfigContract
 from trainer_compat.rules.delegation import BrokenLookup, ShadowingWrite
 from trainer_compat.rules.forward import ColumnsDropped, LossKwargsIgnored, LossMissingFromOutput, NoLabelNames
 from trainer_compat.rules.generation import GenerationContract
+from trainer_compat.rules.peft import PeftForwardKwargs, PeftTargetModulesUnknown, PeftTaskNeedsGeneration
 from trainer_compat.rules.presence import IncompatibleSignature, MissingMember
 from trainer_compat.rules.probe import (
     CheckpointingIneffective,
@@ -27,7 +28,7 @@ ALL_RULES: tuple[type[Rule], ...] = tuple(sorted(
      LossKwargsIgnored, LossMissingFromOutput, ConfigContract, UnsafeStateDict, CheckpointingNotCarried,
      CheckpointingShimMayFake, GenerationContract, ReloadWithoutTieWeights, ProbeSkipped, PhaseFailed, InvalidLoss,
      MissingGradients, CheckpointingIneffective, LossScaledByAccumulation, ReloadMismatch, NoEvalLoss,
-     ProbeLeftTrace),
+     ProbeLeftTrace, PeftTaskNeedsGeneration, PeftForwardKwargs, PeftTargetModulesUnknown),
     key=lambda r: r.code,
 ))
 

@@ -31,6 +31,7 @@ class Example:
     trainer: str = "trainer"
     versions: VersionRange = ALWAYS
     probe: bool = False
+    peft: dict[str, Any] | None = None  # an adapter config (LoraConfig fields) for the PEFT rules
 
     def load(self, directory: Path) -> Any:
         """Write the example to ``directory`` as a module (so its source is inspectable) and return ``Model``."""

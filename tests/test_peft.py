@@ -1,0 +1,57 @@
+"""The PEFT rules against real PEFT: each `fires` example really fails in get_peft_model or the first step,
+each `silent` one really gets its adapter and trains a step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import trainer_compat
+from trainer_compat.cli import main
+from trainer_compat.rules.peft import PeftForwardKwargs, PeftTargetModulesUnknown, PeftTaskNeedsGeneration
+
+peft = pytest.importorskip("peft", reason="the PEFT rules are tested against real peft")
+
+EXPECTED = {PeftTaskNeedsGeneration: AttributeError, PeftForwardKwargs: TypeError, PeftTargetModulesUnknown: ValueError}
+
+
+def _adapt_and_step(model: torch.nn.Module, config: dict) -> None:
+    """get_peft_model, then one forward/backward as Trainer's training step does it."""
+    peft_model = peft.get_peft_model(model, peft.LoraConfig(**config))
+    ids = torch.randint(1, 100, (2, 8))
+    out = peft_model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids)
+    out.loss.backward()
+
+
+def _cases(kind: str) -> list:
+    return [pytest.param(rule, example, id=f"{rule.code}-{kind}-{i}")
+            for rule in EXPECTED for i, example in enumerate(getattr(rule, kind))]
+
+
+@pytest.mark.parametrize(("rule", "example"), _cases("fires"))
+def test_real_peft_fails_where_the_rule_fires(rule, example, tmp_path) -> None:
+    model = example.load(tmp_path)
+    assert rule.code in {f.rule for f in trainer_compat.check(model, peft=example.peft).findings}
+    with pytest.raises(EXPECTED[rule]):
+        _adapt_and_step(model(), example.peft)
+
+
+@pytest.mark.parametrize(("rule", "example"), _cases("silent"))
+def test_real_peft_works_where_the_rule_is_silent(rule, example, tmp_path) -> None:
+    model = example.load(tmp_path)
+    assert rule.code not in {f.rule for f in trainer_compat.check(model, peft=example.peft).findings}
+    _adapt_and_step(model(), example.peft)
+
+
+def test_a_lora_config_object_is_accepted(tmp_path) -> None:
+    example = PeftTaskNeedsGeneration.fires[0]
+    report = trainer_compat.check(example.load(tmp_path), peft=peft.LoraConfig(**example.peft))
+    assert "TC1001" in {f.rule for f in report.findings}
+
+
+def test_cli_peft_flag(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("TRAINER_COMPAT_PEFT", "")  # the CLI sets it: undone after
+    code = main(["check", "tests/zoo.py:ExplicitWrapper", "--no-isolate", "--peft", '{"task_type": "CAUSAL_LM"}',
+                 "--format", "concise"])
+    out = capsys.readouterr().out
+    assert code == 1 and "TC1001" in out and "TC1002" in out and "TC1003" in out

@@ -1,0 +1,218 @@
+"""PEFT (`--peft`, ``check(..., peft=LoraConfig(...))``): what get_peft_model and PeftModel need of the base model.
+
+The adapter config reaches the rules through ``peft_profile`` (a context variable the checker sets, or the
+``TRAINER_COMPAT_PEFT`` environment variable the command line sets: a JSON object or a JSON file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib.util
+import inspect
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from trainer_compat.errors import UsageError
+from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.subject import Provenance
+
+ENV = "TRAINER_COMPAT_PEFT"
+GENERATIVE = ("CAUSAL_LM", "SEQ_2_SEQ_LM")
+# What PeftModelForCausalLM.forward passes to the base model (LoRA and the other non-prompt adapters).
+CAUSAL_LM_KWARGS = ("input_ids", "attention_mask", "inputs_embeds", "labels", "output_attentions",
+                    "output_hidden_states", "return_dict")
+_PEFT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("tc_peft", default=None)
+
+
+def as_dict(config: Any) -> dict[str, Any] | None:
+    """A LoraConfig (any PeftConfig), a dict of its fields, a JSON object or a JSON file, as a dict."""
+    if config is None or isinstance(config, dict):
+        return config
+    if isinstance(config, str):
+        text = Path(config).read_text(encoding="utf-8") if Path(config).is_file() else config
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--peft: {config!r} is neither a JSON object nor a JSON file") from exc
+        if not isinstance(value, dict):
+            raise UsageError("--peft: expected a JSON object of LoraConfig fields")
+        return value
+    return config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
+
+
+@contextlib.contextmanager
+def peft_profile(config: Any) -> Iterator[None]:
+    token = _PEFT.set(as_dict(config))
+    try:
+        yield
+    finally:
+        _PEFT.reset(token)
+
+
+def current() -> dict[str, Any] | None:
+    config = _PEFT.get()
+    if config is None and os.environ.get(ENV):
+        config = as_dict(os.environ[ENV])
+    return config
+
+
+def _task(config: dict[str, Any]) -> str:
+    return str(getattr(config.get("task_type"), "value", config.get("task_type")) or "")
+
+
+def peft_site(module: str, pattern: str) -> Location | None:
+    """``file:line`` of ``pattern`` in the installed peft (``peft/peft_model.py:2083``)."""
+    spec = importlib.util.find_spec(module) if importlib.util.find_spec("peft") else None
+    if spec is None or not spec.origin:
+        return None
+    regex = re.compile(pattern)
+    for number, line in enumerate(Path(spec.origin).read_text(encoding="utf-8").splitlines(), start=1):
+        if regex.search(line):
+            return Location("/".join(module.split(".")) + ".py", number)
+    return None
+
+
+_WRAPPER = """
+import torch.nn as nn
+from trainer_compat.testing import tiny_causal_lm
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = tiny_causal_lm(tie=False)
+{extra}
+    def forward(self, input_ids, attention_mask=None, labels=None{more}):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels{pass_more})
+"""
+_CONFIG = "\n    @property\n    def config(self):\n        return self.model.config\n"
+_PREPARE = ("\n    def prepare_inputs_for_generation(self, *args, **kwargs):\n"
+            "        return self.model.prepare_inputs_for_generation(*args, **kwargs)\n")
+
+
+def wrapper(extra: str = "", kwargs: bool = False) -> str:
+    return _WRAPPER.format(extra=extra, more=", **kwargs" if kwargs else "",
+                           pass_more=", **kwargs" if kwargs else "")
+
+
+_LORA = {"r": 2, "target_modules": ["c_attn"]}
+
+
+class PeftTaskNeedsGeneration(Rule):
+    code = "TC1001"
+    name = "peft-task-needs-generation"
+    severity = Severity.ERROR
+    summary = "A CAUSAL_LM / SEQ_2_SEQ_LM adapter needs `prepare_inputs_for_generation` on the base model."
+    explanation = (
+        "`get_peft_model(model, LoraConfig(task_type=\"CAUSAL_LM\"))` builds a PeftModelForCausalLM (SEQ_2_SEQ_LM: "
+        "PeftModelForSeq2SeqLM), whose __init__ reads `base_model.prepare_inputs_for_generation` unconditionally. "
+        "A plain `nn.Module` wrapper has none, so get_peft_model raises AttributeError before training starts. "
+        "Delegate it to the inner model, or leave `task_type` unset (a plain PeftModel)."
+    )
+    fires = (Example(wrapper(_CONFIG, kwargs=True), peft={**_LORA, "task_type": "CAUSAL_LM"}),)
+    silent = (Example(wrapper(_CONFIG + _PREPARE, kwargs=True), peft={**_LORA, "task_type": "CAUSAL_LM"}),
+              Example(wrapper(_CONFIG), peft=_LORA))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        config = current()
+        if not config or _task(config) not in GENERATIVE:
+            return
+        info = ctx.subject.member("prepare_inputs_for_generation")
+        if info.provenance is not Provenance.MISSING:
+            return
+        site = peft_site("peft.peft_model", r"base_model_prepare_inputs_for_generation = self\.base_model\.")
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__} has no `prepare_inputs_for_generation`; with task_type="
+                 f"{_task(config)}, get_peft_model builds a PeftModel that reads it in __init__"
+                 f"{' (' + str(site) + ')' if site else ''}: get_peft_model raises AttributeError",
+            member="prepare_inputs_for_generation", feature="peft", call_site=site,
+            fix="delegate it: `def prepare_inputs_for_generation(self, *args, **kwargs): return "
+                "self.model.prepare_inputs_for_generation(*args, **kwargs)`, or leave task_type unset")
+
+
+def _forward_rejects(ctx: Context, names: tuple[str, ...]) -> list[str]:
+    forward = getattr(ctx.subject.cls, "forward", None)
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return []
+    return [n for n in names if n not in params]
+
+
+class PeftForwardKwargs(Rule):
+    code = "TC1002"
+    name = "peft-forward-kwargs"
+    severity = Severity.ERROR
+    summary = "A CAUSAL_LM adapter calls the base forward with labels=, inputs_embeds=, return_dict=, ..."
+    explanation = (
+        "PeftModelForCausalLM.forward always calls the base model as `base_model(input_ids=..., attention_mask=..., "
+        "inputs_embeds=..., labels=..., output_attentions=..., output_hidden_states=..., return_dict=..., "
+        "**kwargs)`, whatever the batch holds. A wrapper whose forward names only some of them (and takes no "
+        "**kwargs) raises TypeError at the first training step."
+    )
+    fires = (Example(wrapper(_CONFIG + _PREPARE), peft={**_LORA, "task_type": "CAUSAL_LM"}),)
+    silent = (Example(wrapper(_CONFIG + _PREPARE, kwargs=True), peft={**_LORA, "task_type": "CAUSAL_LM"}),
+              Example(wrapper(_CONFIG), peft=_LORA))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        config = current()
+        if not config or _task(config) != "CAUSAL_LM":
+            return
+        rejected = _forward_rejects(ctx, CAUSAL_LM_KWARGS)
+        if not rejected:
+            return
+        site = peft_site("peft.peft_model", r"inputs_embeds=inputs_embeds,$")
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__}.forward takes no {', '.join(rejected)}; PeftModelForCausalLM passes "
+                 f"them on every call{' (' + str(site) + ')' if site else ''}: the first training step raises "
+                 "TypeError", member="forward", feature="peft", call_site=site,
+            fix=f"accept them: add `{'=None, '.join(rejected)}=None` (or **kwargs) to forward and pass them on")
+
+
+def _model_type(ctx: Context) -> str | None:
+    info = ctx.subject.member("config")
+    if not info.present or info.provenance is Provenance.UNKNOWN:
+        return None if not info.present else "?"
+    return getattr(info.value, "model_type", None) or None
+
+
+class PeftTargetModulesUnknown(Rule):
+    code = "TC1003"
+    name = "peft-target-modules-unknown"
+    severity = Severity.ERROR
+    summary = "`target_modules=None` needs a `config.model_type` that PEFT knows."
+    explanation = (
+        "With `target_modules` unset, PEFT picks the layers from a table keyed by `model.config.model_type`; a "
+        "model without `config` counts as model_type \"custom\". A wrapper that does not expose the inner "
+        "model's config (or an unknown model type) makes get_peft_model raise ValueError \"Please specify "
+        "`target_modules`\"."
+    )
+    fires = (Example(wrapper(kwargs=True), peft={"r": 2}),)
+    silent = (Example(wrapper(_CONFIG, kwargs=True), peft={"r": 2}), Example(wrapper(kwargs=True), peft=_LORA))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        config = current()
+        if not config or config.get("target_modules") or config.get("target_parameters"):
+            return
+        model_type = _model_type(ctx)
+        if model_type == "?" or not importlib.util.find_spec("peft"):
+            return
+        from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as known
+
+        if model_type in known:
+            return
+        site = peft_site("peft.tuners.lora.model", r"Please specify `target_modules`")
+        what = f"config.model_type {model_type!r}" if model_type else "no `config` (PEFT reads model_type \"custom\")"
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__} has {what} and the adapter sets no target_modules: PEFT has no "
+                 f"default layers for it{' (' + str(site) + ')' if site else ''}: get_peft_model raises ValueError",
+            member="config", feature="peft", call_site=site,
+            fix="name the layers (`target_modules=[\"c_attn\"]`), or expose the inner model's config: "
+                "`@property def config(self): return self.model.config`")
