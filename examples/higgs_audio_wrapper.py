@@ -14,10 +14,23 @@ import logging
 
 import torch
 import torch.nn as nn
-
-from trainer_compat.testing import tiny_audio_encoder, tiny_causal_lm
+from transformers import GPT2Config, GPT2LMHeadModel, WhisperConfig
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 logger = logging.getLogger(__name__)
+
+
+def tiny_audio_encoder() -> WhisperEncoder:
+    """A 1-layer Whisper encoder (80 mel bins, width 32), standing in for Higgs Audio's audio tower."""
+    return WhisperEncoder(WhisperConfig(num_mel_bins=80, d_model=32, encoder_layers=1, encoder_attention_heads=2,
+                                        encoder_ffn_dim=64, max_source_positions=16, decoder_layers=1,
+                                        decoder_attention_heads=2, decoder_ffn_dim=64, vocab_size=100))
+
+
+def tiny_causal_lm() -> GPT2LMHeadModel:
+    """A 2-layer GPT-2 with tied input/output embeddings, standing in for the Higgs Audio LLM."""
+    return GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=64,
+                                      bos_token_id=0, eos_token_id=0, pad_token_id=0, tie_word_embeddings=True))
 
 
 class HiggsAudioModelWrapper(nn.Module):
@@ -25,7 +38,7 @@ class HiggsAudioModelWrapper(nn.Module):
         super().__init__()
         self.audio_tower = tiny_audio_encoder()
         self.audio_proj = nn.Linear(32, 32)
-        self.model = tiny_causal_lm(tie=True)
+        self.model = tiny_causal_lm()
 
     @property
     def device(self) -> torch.device:

@@ -105,10 +105,11 @@ def _calls_checkpoint(node: ast.AST) -> bool:
 def unreached_layer_stacks(module: nn.Module) -> list[str]:
     """ModuleLists of repeated blocks that neither carry the flag nor sit under a module that does."""
     stacks = []
-    for name, child in module.named_modules():
+    modules = dict(module.named_modules())  # not get_submodule: it probes a user's __getattr__ with hasattr
+    for name, child in modules.items():
         if not isinstance(child, nn.ModuleList) or len(child) < 2:
             continue
-        parent = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
+        parent = modules[name.rsplit(".", 1)[0]] if "." in name else module
         if hasattr(parent, "gradient_checkpointing") or any(hasattr(b, "gradient_checkpointing") for b in child):
             continue
         stacks.append(name)
@@ -169,13 +170,15 @@ class CheckpointingNotCarried(Rule):
             fix="implement checkpointing in the layers (GradientCheckpointingLayer), or turn it off")
 
     def _partial(self, ctx: Context, model: nn.Module, carriers: list[str]) -> Iterator[Finding]:
+        modules = dict(model.named_modules())
         for name in carriers:
-            sub = model.get_submodule(name) if name else model
+            sub = modules[name] if name else model
             for stack in unreached_layer_stacks(sub):
                 full = f"{name}.{stack}" if name else stack
+                blocks = modules[full]
                 yield self.finding(
-                    ctx, f"checkpointing does not reach {full} ({len(sub.get_submodule(stack))} blocks of "
-                         f"{type(sub.get_submodule(stack)[0]).__name__}): they keep their activations",
+                    ctx, f"checkpointing does not reach {full} ({len(blocks)} blocks of "
+                         f"{type(blocks[0]).__name__}): they keep their activations",
                     severity=Severity.WARNING, member="gradient_checkpointing_enable",
                     feature=Feature.CHECKPOINTING, fix="give those blocks a `gradient_checkpointing` flag "
                     "(GradientCheckpointingLayer) or checkpoint them in forward")
