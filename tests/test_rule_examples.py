@@ -39,7 +39,8 @@ def test_silent(rule: type[Rule], example: Example, tmp_path) -> None:
 def test_every_rule_is_documented_with_both_kinds_of_example(rule: type[Rule]) -> None:
     assert rule.code and rule.name and rule.summary and rule.explanation
     assert rule.fires and rule.silent
-    assert any(installed_transformers() in e.versions for e in rule.fires)
+    if installed_transformers() in rule.versions:  # a hazard fixed upstream has no case on later releases
+        assert any(installed_transformers() in e.versions for e in rule.fires)
 
 
 def test_codes_and_names_are_unique() -> None:

@@ -7,6 +7,7 @@ from trainer_compat.rules.checkpointing import CheckpointingNotCarried, Checkpoi
 from trainer_compat.rules.config import ConfigContract
 from trainer_compat.rules.delegation import BrokenLookup, ShadowingWrite
 from trainer_compat.rules.forward import ColumnsDropped, LossKwargsIgnored, LossMissingFromOutput, NoLabelNames
+from trainer_compat.rules.frozen_inputs import CheckpointingFrozenInputs
 from trainer_compat.rules.generation import GenerationContract
 from trainer_compat.rules.peft import PeftForwardKwargs, PeftTargetModulesUnknown, PeftTaskNeedsGeneration
 from trainer_compat.rules.presence import IncompatibleSignature, MissingMember
@@ -28,7 +29,7 @@ ALL_RULES: tuple[type[Rule], ...] = tuple(sorted(
      LossKwargsIgnored, LossMissingFromOutput, ConfigContract, UnsafeStateDict, CheckpointingNotCarried,
      CheckpointingShimMayFake, GenerationContract, ReloadWithoutTieWeights, ProbeSkipped, PhaseFailed, InvalidLoss,
      MissingGradients, CheckpointingIneffective, LossScaledByAccumulation, ReloadMismatch, NoEvalLoss,
-     ProbeLeftTrace, PeftTaskNeedsGeneration, PeftForwardKwargs, PeftTargetModulesUnknown),
+     ProbeLeftTrace, PeftTaskNeedsGeneration, PeftForwardKwargs, PeftTargetModulesUnknown, CheckpointingFrozenInputs),
     key=lambda r: r.code,
 ))
 

@@ -74,6 +74,7 @@ class Rule:
     explanation: ClassVar[str]
     fires: ClassVar[tuple[Example, ...]] = ()
     silent: ClassVar[tuple[Example, ...]] = ()
+    versions: ClassVar[VersionRange] = ALWAYS  # the releases on which the hazard exists at all
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         raise NotImplementedError

@@ -1,0 +1,104 @@
+"""Reentrant checkpointing over frozen input embeddings: no gradient reaches the checkpointed blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch.nn as nn
+from packaging.version import Version
+
+from trainer_compat.features import Feature
+from trainer_compat.findings import Finding, Severity
+from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS
+from trainer_compat.rules.forward import EXPLICIT_WRAPPER
+from trainer_compat.versions import VersionRange
+
+# From 5.0.0 PreTrainedModel checkpoints non-reentrantly by default and, for text models, calls
+# enable_input_require_grads() itself; before, the default is use_reentrant=True and nothing helps the inputs.
+INPUT_GRADS_BUILT_IN = "5.0.0"
+
+_FROZEN = EXPLICIT_WRAPPER.replace(
+    "        self.model = tiny_causal_lm(tie=False)",
+    "        self.model = tiny_causal_lm(tie=False)\n"
+    "        for embedding in (self.model.transformer.wte, self.model.transformer.wpe):\n"
+    "            embedding.weight.requires_grad_(False)  # as LoRA or freeze_llm leave them").replace(
+    "    def forward", "    def gradient_checkpointing_enable(self, *args, **kwargs):\n"
+                     "        self.model.gradient_checkpointing_enable(*args, **kwargs)\n\n    def forward")
+_ON = {"gradient_checkpointing": True}
+
+
+def _checkpointing_kwargs(args: Any) -> dict[str, Any]:
+    for name in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"):
+        value = getattr(args, name, None)
+        if value:
+            return dict(value)
+    return {}
+
+
+def _language_models(ctx: Context) -> list[tuple[str, nn.Module]]:
+    model = ctx.subject.instance
+    if ctx.subject.is_pretrained:
+        return [("", model)]
+    if ctx.subject.is_peft:
+        return [("base_model.model", model.get_base_model())]
+    return ctx.subject.pretrained_submodules()
+
+
+def _frozen_inputs(lm: nn.Module) -> bool:
+    """A text model (its inputs are token ids) whose every embedding table is frozen."""
+    if getattr(lm, "main_input_name", None) != "input_ids":
+        return False  # audio/vision encoders start with trainable projections, not with the embeddings
+    embeddings = [m for m in lm.modules() if isinstance(m, nn.Embedding)]
+    return bool(embeddings) and not any(p.requires_grad for m in embeddings for p in m.parameters())
+
+
+def _inputs_helped(lm: nn.Module) -> bool:
+    return getattr(lm, "_require_grads_hook", None) is not None or bool(getattr(lm, "_hf_peft_config_loaded", False))
+
+
+class CheckpointingFrozenInputs(Rule):
+    code = "TC403"
+    name = "checkpointing-frozen-inputs"
+    severity = Severity.ERROR
+    summary = "Reentrant checkpointing over frozen input embeddings: no gradient reaches the checkpointed blocks."
+    explanation = (
+        "Reentrant checkpointing (`use_reentrant=True`, the default of transformers before 5.0) only "
+        "back-propagates into a checkpointed block when one of its inputs requires grad. With every input "
+        "embedding frozen (LoRA, `freeze_llm`, `prepare_model_for_kbit_training` without the hook) the hidden "
+        "states entering the first block do not, so the trainable weights inside the blocks get no gradient: "
+        "training raises `element 0 of tensors does not require grad` when all trainable weights are inside, "
+        "and silently leaves them unchanged otherwise. 5.0+ calls `enable_input_require_grads()` for text "
+        "models itself."
+    )
+    versions = VersionRange(until=INPUT_GRADS_BUILT_IN)
+    fires = (Example(_FROZEN, args=_ON, versions=versions),)
+    silent = (Example(_FROZEN, args={**_ON, "gradient_checkpointing_kwargs": {"use_reentrant": False}}),
+              Example(_FROZEN.replace("  # as LoRA or freeze_llm leave them",
+                                      "\n        self.model.enable_input_require_grads()"), args=_ON))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        if not ctx.has(Feature.CHECKPOINTING) or ctx.subject.instance is None:
+            return
+        reentrant = _checkpointing_kwargs(ctx.setup.args).get("use_reentrant",
+                                                              ctx.version < Version(INPUT_GRADS_BUILT_IN))
+        if not reentrant or ctx.version >= Version(INPUT_GRADS_BUILT_IN):
+            return
+        methods = [ctx.subject.member(m) for m in CHECKPOINTING_METHODS]
+        if not (ctx.subject.is_pretrained or ctx.subject.is_peft or any(m.present for m in methods)):
+            return  # TC001 reports the missing checkpointing method
+        if any((m.owner or "").startswith("trainer_compat.") for m in methods):
+            return  # trainer-compat's own shims checkpoint non-reentrantly
+        for name, lm in _language_models(ctx):
+            if not _frozen_inputs(lm) or _inputs_helped(lm) or not any(p.requires_grad for p in lm.parameters()):
+                continue
+            where = f"{name} ({type(lm).__name__})" if name else type(lm).__name__
+            yield self.finding(
+                ctx, f"{where} has frozen input embeddings and transformers {ctx.version} checkpoints with "
+                     "use_reentrant=True: no gradient reaches the trainable weights inside the checkpointed "
+                     "blocks (Trainer raises 'element 0 of tensors does not require grad', or they silently "
+                     "stay unchanged)",
+                member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
+                fix="pass gradient_checkpointing_kwargs={'use_reentrant': False}, or call "
+                    "model.enable_input_require_grads() before training")
