@@ -163,8 +163,8 @@ def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: 
         ctx.skip("instance checks", f"{subject.cls.__qualname__} was not built: {subject.not_built}")
     if probe:
         ctx.probe = _dry_run(subject, setup, sample)
-        for note in ctx.probe.skipped:
-            ctx.skip("probe", note)
+        for skipped in ctx.probe.skipped:
+            ctx.skip("probe", skipped)
     findings: list[Finding] = []
     for rule in ALL_RULES:
         findings.extend(rule().check(ctx))

@@ -77,7 +77,7 @@ def _run_check(options: argparse.Namespace) -> int:
     _quiet()
     from trainer_compat.catalog import Selection
     from trainer_compat.config import load_config, settings_for
-    from trainer_compat.workflow import check_target, exit_code
+    from trainer_compat.workflow import exit_code
 
     config = load_config(options.config)
     if options.transformers_version:
@@ -143,13 +143,9 @@ def _args(text: str | None) -> dict[str, Any] | None:
 def _init_kwargs(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--init-kwargs: invalid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise UsageError("--init-kwargs: expected a JSON object")
-    return value
+    from trainer_compat.features import parse_json_object
+
+    return parse_json_object(text, "--init-kwargs", "keyword arguments")
 
 
 # -- rules / rule -----------------------------------------------------------------------------------------

@@ -85,10 +85,15 @@ def _parse_json(text: str, where: str) -> Any:
         raise UsageError(f"{where}: invalid JSON: {exc}") from exc
 
 
-def _as_mapping(data: Any, where: str) -> dict[str, Any]:
+def _as_mapping(data: Any, where: str, of: str = "TrainingArguments fields") -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise UsageError(f"{where}: expected an object of TrainingArguments fields, got {type(data).__name__}")
+        raise UsageError(f"{where}: expected a JSON object of {of}, got {type(data).__name__}")
     return data
+
+
+def parse_json_object(text: str, where: str, of: str) -> dict[str, Any]:
+    """One JSON object from an option's text: ``where`` names the option in the one-line error."""
+    return _as_mapping(_parse_json(text, where), where, of)
 
 
 def build_setup(args: Any = None, trainer: str = "trainer") -> TrainingSetup:

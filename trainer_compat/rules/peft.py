@@ -10,14 +10,13 @@ import contextlib
 import contextvars
 import importlib.util
 import inspect
-import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trainer_compat.errors import UsageError
+from trainer_compat.features import parse_json_object
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
@@ -36,13 +35,7 @@ def as_dict(config: Any) -> dict[str, Any] | None:
         return config
     if isinstance(config, str):
         text = Path(config).read_text(encoding="utf-8") if Path(config).is_file() else config
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--peft: {config!r} is neither a JSON object nor a JSON file") from exc
-        if not isinstance(value, dict):
-            raise UsageError("--peft: expected a JSON object of LoraConfig fields")
-        return value
+        return parse_json_object(text, "--peft", "LoraConfig fields")
     return config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
 
 
