@@ -1,37 +1,32 @@
-"""Every rule, in code order."""
+"""Every model rule, in code order: each module of this package contributes the Rule classes it defines.
+
+``workflow`` (preflight and suppression rules, see ``catalog``) and ``isolation`` (report-level rules)
+are not model rules; ``base`` holds the vocabulary.
+"""
 
 from __future__ import annotations
 
-from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.checkpointing import CheckpointingNotCarried, CheckpointingShimMayFake
-from trainer_compat.rules.config import ConfigContract
-from trainer_compat.rules.delegation import BrokenLookup, ShadowingWrite
-from trainer_compat.rules.forward import ColumnsDropped, LossKwargsIgnored, LossMissingFromOutput, NoLabelNames
-from trainer_compat.rules.frozen_inputs import CheckpointingFrozenInputs
-from trainer_compat.rules.generation import GenerationContract
-from trainer_compat.rules.peft import PeftForwardKwargs, PeftTargetModulesUnknown, PeftTaskNeedsGeneration
-from trainer_compat.rules.presence import IncompatibleSignature, MissingMember
-from trainer_compat.rules.probe import (
-    CheckpointingIneffective,
-    InvalidLoss,
-    LossScaledByAccumulation,
-    MissingGradients,
-    NoEvalLoss,
-    PhaseFailed,
-    ProbeLeftTrace,
-    ProbeSkipped,
-    ReloadMismatch,
-)
-from trainer_compat.rules.saving import ReloadWithoutTieWeights, UnsafeStateDict
+import importlib
+import pkgutil
 
-ALL_RULES: tuple[type[Rule], ...] = tuple(sorted(
-    (MissingMember, IncompatibleSignature, BrokenLookup, ShadowingWrite, ColumnsDropped, NoLabelNames,
-     LossKwargsIgnored, LossMissingFromOutput, ConfigContract, UnsafeStateDict, CheckpointingNotCarried,
-     CheckpointingShimMayFake, GenerationContract, ReloadWithoutTieWeights, ProbeSkipped, PhaseFailed, InvalidLoss,
-     MissingGradients, CheckpointingIneffective, LossScaledByAccumulation, ReloadMismatch, NoEvalLoss,
-     ProbeLeftTrace, PeftTaskNeedsGeneration, PeftForwardKwargs, PeftTargetModulesUnknown, CheckpointingFrozenInputs),
-    key=lambda r: r.code,
-))
+from trainer_compat.rules.base import Context, Example, Rule
+
+_NOT_MODEL_RULES = frozenset({"base", "workflow", "isolation"})
+
+
+def _discover() -> tuple[type[Rule], ...]:
+    found: list[type[Rule]] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name in _NOT_MODEL_RULES:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found.extend(obj for obj in vars(module).values()
+                     if isinstance(obj, type) and issubclass(obj, Rule) and obj.__module__ == module.__name__
+                     and "code" in vars(obj))
+    return tuple(sorted(found, key=lambda r: r.code))
+
+
+ALL_RULES: tuple[type[Rule], ...] = _discover()
 
 
 def rule_by_code(code: str) -> type[Rule]:
