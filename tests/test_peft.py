@@ -3,12 +3,14 @@ each `silent` one really gets its adapter and trains a step."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 import trainer_compat
 from trainer_compat.cli import main
-from trainer_compat.rules.peft import PeftForwardKwargs, PeftTargetModulesUnknown, PeftTaskNeedsGeneration
+from trainer_compat.rules.peft import PeftForwardKwargs, PeftNestedInWrapper, PeftTargetModulesUnknown, PeftTaskNeedsGeneration
 
 peft = pytest.importorskip("peft", reason="the PEFT rules are tested against real peft")
 
@@ -55,3 +57,40 @@ def test_cli_peft_flag(capsys, monkeypatch) -> None:
                  "--format", "concise"])
     out = capsys.readouterr().out
     assert code == 1 and "TC1001" in out and "TC1002" in out and "TC1003" in out
+
+
+def _train_and_save(model: torch.nn.Module, workdir) -> Path:
+    """One real Trainer step with a checkpoint at step 1; the checkpoint directory."""
+    from transformers import Trainer, TrainingArguments
+
+    rows = [{"input_ids": torch.randint(1, 50, (8,)), "labels": torch.randint(1, 50, (8,))} for _ in range(2)]
+    args = TrainingArguments(str(workdir), max_steps=1, save_steps=1, report_to="none", use_cpu=True,
+                             per_device_train_batch_size=2, disable_tqdm=True)
+    Trainer(model=model, args=args, train_dataset=rows).train()
+    return Path(workdir) / "checkpoint-1"
+
+
+def _base_for_reload(example_code: str, tmp_path: Path) -> torch.nn.Module:
+    namespace: dict = {}
+    exec(compile(example_code, str(tmp_path / "reload.py"), "exec"), namespace)
+    return namespace["Wrapper"](nested=False)
+
+
+def test_a_nested_peft_model_really_saves_no_adapter_where_tc1004_fires(tmp_path) -> None:
+    example = PeftNestedInWrapper.fires[0]
+    model = example.load(tmp_path)
+    assert "TC1004" in {f.rule for f in trainer_compat.check(model).findings}
+    checkpoint = _train_and_save(model(), tmp_path / "out")
+    assert (checkpoint / "model.safetensors").is_file() and not (checkpoint / "adapter_config.json").exists()
+    with pytest.raises(ValueError, match="adapter_config.json"):
+        peft.PeftModel.from_pretrained(_base_for_reload(example.code, tmp_path).model, str(checkpoint))
+
+
+def test_a_top_level_peft_model_really_saves_its_adapter_where_tc1004_is_silent(tmp_path) -> None:
+    example = PeftNestedInWrapper.silent[0]
+    model = example.load(tmp_path)
+    assert "TC1004" not in {f.rule for f in trainer_compat.check(model).findings}
+    checkpoint = _train_and_save(model(), tmp_path / "out")
+    assert (checkpoint / "adapter_config.json").is_file() and not (checkpoint / "model.safetensors").exists()
+    reloaded = peft.PeftModel.from_pretrained(_base_for_reload(example.code, tmp_path), str(checkpoint))
+    assert any("lora_A" in name for name, _ in reloaded.named_parameters())

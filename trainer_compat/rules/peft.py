@@ -12,11 +12,12 @@ import importlib.util
 import inspect
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from trainer_compat.features import parse_json_object
+from trainer_compat.features import Feature, parse_json_object
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
@@ -209,3 +210,82 @@ class PeftTargetModulesUnknown(Rule):
             member="config", feature="peft", call_site=site,
             fix="name the layers (`target_modules=[\"c_attn\"]`), or expose the inner model's config: "
                 "`@property def config(self): return self.model.config`")
+
+
+def _outermost_adapters(model: Any) -> list[tuple[str, Any]]:
+    """``(path, module)`` of each PeftModel / PEFT tuner inside ``model`` and not inside another one."""
+    peft = sys.modules.get("peft")
+    if peft is None or not hasattr(model, "named_modules"):
+        return []
+    from peft.tuners.tuners_utils import BaseTuner
+
+    kinds = tuple(k for k in (getattr(peft, "PeftModel", None), getattr(peft, "PeftMixedModel", None), BaseTuner)
+                  if isinstance(k, type))
+    if isinstance(model, kinds):
+        return []  # PEFT at the top level: Trainer sees it
+    found: list[tuple[str, Any]] = []
+    for path, module in model.named_modules():
+        if isinstance(module, kinds) and not any(path.startswith(p + ".") for p, _ in found):
+            found.append((path, module))
+    return found
+
+
+def _numel(params: Iterator[Any]) -> int:
+    return sum(p.numel() for p in params)
+
+
+_NESTED = """
+import peft
+import torch.nn as nn
+from trainer_compat.testing import tiny_causal_lm
+
+class Wrapper(nn.Module):
+    def __init__(self, nested):
+        super().__init__()
+        self.model = tiny_causal_lm(tie=False)
+        if nested:
+            self.model = peft.get_peft_model(self.model, peft.LoraConfig(r=2, target_modules=["c_attn"]))
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+{model}
+"""
+_NESTED_MODEL = "def Model():\n    return Wrapper(nested=True)\n"
+_TOP_LEVEL_MODEL = ("def Model():\n    return peft.get_peft_model(Wrapper(nested=False), "
+                    "peft.LoraConfig(r=2, target_modules=[\"model.transformer.h.0.attn.c_attn\"]))\n")
+
+
+class PeftNestedInWrapper(Rule):
+    code = "TC1004"
+    name = "peft-nested-in-wrapper"
+    severity = Severity.WARNING
+    summary = "A PeftModel inside a wrapper is invisible to Trainer: checkpoints hold the whole model, no adapter."
+    explanation = (
+        "Trainer recognises PEFT by `isinstance(model, PeftModel)` on the model it was given, top level only. "
+        "With the adapter inside a plain `nn.Module` wrapper, `Trainer._save` falls back to the wrapper's raw "
+        "state dict: every checkpoint holds the frozen base weights as well (wrapper-prefixed keys, no "
+        "`adapter_config.json`), so `PeftModel.from_pretrained(base, checkpoint)` cannot load it, and "
+        "load_best_model_at_end / resume restore the whole model. Apply `get_peft_model` to the wrapper (the "
+        "PeftModel at the top level, `target_modules` naming the inner layers), or save the adapter yourself."
+    )
+    fires = (Example(_NESTED.format(model=_NESTED_MODEL)),)
+    silent = (Example(_NESTED.format(model=_TOP_LEVEL_MODEL)),
+              Example(_NESTED.format(model=_NESTED_MODEL), args={"save_strategy": "no"}))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        if ctx.subject.instance is None or not (ctx.has(Feature.SAVE) or ctx.has(Feature.LOAD_BEST)):
+            return
+        model = ctx.subject.instance
+        for path, adapter in _outermost_adapters(model):
+            trainable = _numel(p for p in adapter.parameters() if p.requires_grad)
+            total = _numel(model.parameters())
+            yield self.finding(
+                ctx, f"{ctx.subject.cls.__name__}.{path} is a {type(adapter).__name__} inside the wrapper; Trainer "
+                     f"checks isinstance(model, PeftModel) at the top level only, so each checkpoint saves the "
+                     f"wrapper's whole state dict ({total:,} parameters, {trainable:,} of them trainable) with no "
+                     "adapter_config.json: PeftModel.from_pretrained cannot load it",
+                member=path, feature=Feature.SAVE,
+                fix=f"apply get_peft_model to the wrapper and pass that PeftModel to Trainer (target_modules naming "
+                    f"the inner layers, e.g. \"{path}.…\" paths), or save the adapter in a callback: "
+                    f"`model.{path}.save_pretrained(output_dir)`")
