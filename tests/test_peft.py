@@ -94,3 +94,29 @@ def test_a_top_level_peft_model_really_saves_its_adapter_where_tc1004_is_silent(
     assert (checkpoint / "adapter_config.json").is_file() and not (checkpoint / "model.safetensors").exists()
     reloaded = peft.PeftModel.from_pretrained(_base_for_reload(example.code, tmp_path), str(checkpoint))
     assert any("lora_A" in name for name, _ in reloaded.named_parameters())
+
+
+def _adapted_checkpointed_step(model: torch.nn.Module, config: dict, workdir) -> None:
+    """get_peft_model, then one real Trainer step with gradient checkpointing (Trainer's default kwargs)."""
+    from transformers import Trainer, TrainingArguments
+
+    rows = [{"input_ids": torch.randint(1, 50, (8,)), "labels": torch.randint(1, 50, (8,))} for _ in range(2)]
+    args = TrainingArguments(str(workdir), max_steps=1, save_strategy="no", report_to="none", use_cpu=True,
+                             per_device_train_batch_size=2, gradient_checkpointing=True, disable_tqdm=True)
+    Trainer(model=peft.get_peft_model(model, peft.LoraConfig(**config)), args=args, train_dataset=rows).train()
+
+
+@pytest.mark.parametrize("kind", ["fires", "silent"])
+def test_tc403_with_an_adapter_to_come_agrees_with_real_peft_and_trainer(kind, tmp_path) -> None:
+    from trainer_compat.rules.frozen_inputs import CheckpointingFrozenInputs
+    from trainer_compat.versions import installed_transformers
+
+    example = next(e for e in getattr(CheckpointingFrozenInputs, kind) if e.peft is not None)
+    model = example.load(tmp_path)
+    fires = "TC403" in {f.rule for f in trainer_compat.check(model, args=example.args, peft=example.peft).findings}
+    assert fires == (kind == "fires" and installed_transformers() in example.versions)
+    if fires:
+        with pytest.raises(RuntimeError, match="does not require grad"):
+            _adapted_checkpointed_step(model(), example.peft, tmp_path)
+    else:
+        _adapted_checkpointed_step(model(), example.peft, tmp_path)

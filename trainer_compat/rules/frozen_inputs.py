@@ -10,6 +10,7 @@ from packaging.version import Version
 
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.rules import peft as peft_rules
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS
 from trainer_compat.rules.forward import EXPLICIT_WRAPPER
@@ -27,6 +28,11 @@ _FROZEN = EXPLICIT_WRAPPER.replace(
     "    def forward", "    def gradient_checkpointing_enable(self, *args, **kwargs):\n"
                      "        self.model.gradient_checkpointing_enable(*args, **kwargs)\n\n    def forward")
 _ON = {"gradient_checkpointing": True}
+_UNFROZEN = EXPLICIT_WRAPPER.replace(
+    "    def forward", "    def gradient_checkpointing_enable(self, *args, **kwargs):\n"
+                     "        self.model.gradient_checkpointing_enable(*args, **kwargs)\n\n    def forward")
+_EMBEDDINGS = "    def get_input_embeddings(self):\n        return self.model.get_input_embeddings()\n\n"
+_LORA = {"r": 2, "target_modules": ["c_attn"]}
 
 
 def _checkpointing_kwargs(args: Any) -> dict[str, Any]:
@@ -58,6 +64,21 @@ def _inputs_helped(lm: nn.Module) -> bool:
     return getattr(lm, "_require_grads_hook", None) is not None or bool(getattr(lm, "_hf_peft_config_loaded", False))
 
 
+def _adapter_to_come(ctx: Context) -> bool:
+    """`--peft` with a weight adapter (LoRA and kin) for a model that is not a PeftModel yet: it will freeze
+    every weight but the adapter's, the input embeddings included."""
+    config = peft_rules.current()
+    return bool(config) and not ctx.subject.is_peft and not config.get("num_virtual_tokens")
+
+
+def _peft_will_help(ctx: Context) -> bool:
+    """PeftModel.__init__ makes the inputs require grad through the wrapper's own `enable_input_require_grads`
+    or `get_input_embeddings`, unless the wrapper says it is not checkpointing (peft_model.py)."""
+    if ctx.subject.member("is_gradient_checkpointing").value is False:
+        return False
+    return any(ctx.subject.member(m).present for m in ("enable_input_require_grads", "get_input_embeddings"))
+
+
 class CheckpointingFrozenInputs(Rule):
     code = "TC403"
     name = "checkpointing-frozen-inputs"
@@ -74,9 +95,11 @@ class CheckpointingFrozenInputs(Rule):
     )
     versions = VersionRange(until=INPUT_GRADS_BUILT_IN)
     fires = (Example(_FROZEN, args=_ON, versions=versions),)
+    fires = (*fires, Example(_UNFROZEN, args=_ON, versions=versions, peft=_LORA))
     silent = (Example(_FROZEN, args={**_ON, "gradient_checkpointing_kwargs": {"use_reentrant": False}}),
               Example(_FROZEN.replace("  # as LoRA or freeze_llm leave them",
-                                      "\n        self.model.enable_input_require_grads()"), args=_ON))
+                                      "\n        self.model.enable_input_require_grads()"), args=_ON),
+              Example(_UNFROZEN.replace("    def forward", _EMBEDDINGS + "    def forward"), args=_ON, peft=_LORA))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         if not ctx.has(Feature.CHECKPOINTING) or ctx.subject.instance is None:
@@ -90,15 +113,24 @@ class CheckpointingFrozenInputs(Rule):
             return  # TC001 reports the missing checkpointing method
         if any((m.owner or "").startswith("trainer_compat.") for m in methods):
             return  # trainer-compat's own shims checkpoint non-reentrantly
+        adapter = _adapter_to_come(ctx)
+        if adapter and _peft_will_help(ctx):
+            return
         for name, lm in _language_models(ctx):
-            if not _frozen_inputs(lm) or _inputs_helped(lm) or not any(p.requires_grad for p in lm.parameters()):
+            if adapter:
+                if getattr(lm, "main_input_name", None) != "input_ids":
+                    continue
+            elif not _frozen_inputs(lm) or _inputs_helped(lm) or not any(p.requires_grad for p in lm.parameters()):
                 continue
             where = f"{name} ({type(lm).__name__})" if name else type(lm).__name__
+            frozen = "will have frozen input embeddings under the adapter" if adapter else "has frozen input embeddings"
             yield self.finding(
-                ctx, f"{where} has frozen input embeddings and transformers {ctx.version} checkpoints with "
+                ctx, f"{where} {frozen} and transformers {ctx.version} checkpoints with "
                      "use_reentrant=True: no gradient reaches the trainable weights inside the checkpointed "
                      "blocks (Trainer raises 'element 0 of tensors does not require grad', or they silently "
                      "stay unchanged)",
                 member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
                 fix="pass gradient_checkpointing_kwargs={'use_reentrant': False}, or call "
-                    "model.enable_input_require_grads() before training")
+                    "model.enable_input_require_grads() before training" + (
+                        " (with PEFT: delegate `get_input_embeddings` or `enable_input_require_grads` from the "
+                        "wrapper, and get_peft_model calls it)" if adapter else ""))
