@@ -4,6 +4,7 @@ suppression comments (TC901/TC902), `rule CODE`, and exit 2 with the cause for b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,54 @@ def test_rule_all_lists_every_code(capsys):
 
     code, out, _ = run(capsys, "rule", "--all", "--no-run", "--format", "json")
     assert code == 0 and [d["code"] for d in json.loads(out)] == [r.code for r in all_rules()]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """The command line hands the forecast version and the adapter config on in the environment, for one command:
+    nothing may be left there after it."""
+    monkeypatch.delenv("TRAINER_COMPAT_TRANSFORMERS_VERSION", raising=False)
+    monkeypatch.delenv("TRAINER_COMPAT_PEFT", raising=False)
+    yield
+    assert "TRAINER_COMPAT_TRANSFORMERS_VERSION" not in os.environ and "TRAINER_COMPAT_PEFT" not in os.environ
+
+
+def _pyproject(directory: Path, extra: str) -> None:
+    (directory / "models.py").write_text(GOLDEN_MODELS.read_text(encoding="utf-8"), encoding="utf-8")
+    (directory / "pyproject.toml").write_text(
+        f'[tool.trainer-compat]\ntargets = ["models.py:Clean"]\nformat = "json"\n{extra}', encoding="utf-8")
+
+
+def test_config_transformers_version_forecasts(capsys, tmp_path, monkeypatch, clean_env):
+    _pyproject(tmp_path, 'transformers-version = "4.46.3"\n')
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "check", "--no-isolate")
+    assert code in (0, 1), err
+    assert [r["transformers"] for r in json.loads(out)["results"]] == ["4.46.3"]
+
+
+def test_config_peft_table_and_file_add_the_peft_rules(capsys, tmp_path, monkeypatch, clean_env):
+    _pyproject(tmp_path, 'peft = {task_type = "CAUSAL_LM", r = 2}\n')
+    monkeypatch.chdir(tmp_path)
+    _, out, _ = run(capsys, "check", "--no-isolate")
+    assert "TC1001" in {f["rule"] for r in json.loads(out)["results"] for f in r["findings"]}
+    (tmp_path / "lora.json").write_text('{"task_type": "CAUSAL_LM"}', encoding="utf-8")
+    _pyproject(tmp_path, 'peft = "lora.json"\n')
+    _, out, _ = run(capsys, "check", "--no-isolate")
+    assert "TC1001" in {f["rule"] for r in json.loads(out)["results"] for f in r["findings"]}
+    _pyproject(tmp_path, "")
+    _, out, _ = run(capsys, "check", "--no-isolate")
+    assert "TC1001" not in {f["rule"] for r in json.loads(out)["results"] for f in r["findings"]}
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ('transformers-version = "banana"\n', "transformers-version: 'banana' is not a version"),
+    ('transformers-version = "4.10.0"\n', "older than"),
+    ('peft = "missing.json"\n', "peft: no such file missing.json"),
+    ("peft = 3\n", "peft must be a table"),
+])
+def test_bad_version_or_peft_in_config_exits_2(capsys, tmp_path, monkeypatch, clean_env, extra, expected):
+    _pyproject(tmp_path, extra)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "check")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and expected in err, err

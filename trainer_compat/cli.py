@@ -6,12 +6,13 @@ Each subcommand is a pair in COMMANDS: a function that adds its parser and one t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -40,7 +41,8 @@ def _add_check(sub: Any) -> None:
     check.add_argument("--config", metavar="PYPROJECT", help="read [tool.trainer-compat] from this file")
     check.add_argument("--args", dest="training_args", metavar="JSON|FILE",
                        help="TrainingArguments fields: a JSON object or a .json/.yaml file")
-    check.add_argument("--trainer", choices=("trainer", "seq2seq"))
+    check.add_argument("--trainer", choices=("trainer", "seq2seq", "sft"),
+                       help="the trainer class: Trainer, Seq2SeqTrainer or TRL's SFTTrainer (needs trl)")
     check.add_argument("--transformers-version", metavar="X.Y.Z",
                        help="the verdict for this transformers release instead of the installed one (a forecast)")
     check.add_argument("--peft", metavar="JSON|FILE", help="the adapter config (LoraConfig fields) the model will get")
@@ -75,19 +77,44 @@ def _cli_overrides(options: argparse.Namespace) -> dict[str, Any]:
 
 def _run_check(options: argparse.Namespace) -> int:
     _quiet()
-    from trainer_compat.catalog import Selection
-    from trainer_compat.config import load_config, settings_for
-    from trainer_compat.workflow import exit_code
+    from trainer_compat.config import load_config
 
     config = load_config(options.config)
-    if options.transformers_version:
-        from trainer_compat.forecast import ENV, parse
+    with _profile_env(options, config):
+        return _check_targets(options, config)
 
-        os.environ[ENV] = str(parse(options.transformers_version))  # isolated children inherit it
-    if options.peft:
-        from trainer_compat.rules.peft import ENV as PEFT_ENV, as_dict
 
-        os.environ[PEFT_ENV] = json.dumps(as_dict(options.peft))
+@contextlib.contextmanager
+def _profile_env(options: argparse.Namespace, config: Any) -> Iterator[None]:
+    """The forecast version and the adapter config reach the rules (and isolated children) through the
+    environment, for the duration of one command."""
+    from trainer_compat.forecast import ENV, parse
+    from trainer_compat.rules.peft import ENV as PEFT_ENV, as_dict
+
+    values = {}
+    version = options.transformers_version or config.get("transformers-version")
+    if version:
+        values[ENV] = str(parse(str(version)))
+    peft = options.peft or config.peft()
+    if peft:
+        values[PEFT_ENV] = json.dumps(as_dict(peft))
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _check_targets(options: argparse.Namespace, config: Any) -> int:
+    from trainer_compat.catalog import Selection
+    from trainer_compat.config import settings_for
+    from trainer_compat.workflow import exit_code
+
     Selection.of(_codes(options.select), _codes(options.ignore), where="--")  # bad codes before any import
     overrides = _cli_overrides(options)
     targets = options.targets or config.targets

@@ -7,6 +7,8 @@
     select = ["ALL"]
     ignore = ["TC104"]
     fail-on = "error"                   # or "warning"
+    transformers-version = "4.46.3"     # the verdict for that release (a forecast), not the installed one
+    peft = "lora.json"                  # or an inline table of LoraConfig fields: adds the PEFT rules
 
     [tool.trainer-compat.per-target."src/reward.py:RewardModel"]
     trainer = "seq2seq"
@@ -30,7 +32,7 @@ from trainer_compat.features import TRAINER_KINDS, load_args_spec
 TABLE = "trainer-compat"
 FAIL_ON = ("error", "warning")
 _TARGET_KEYS = {"args", "trainer", "init-kwargs", "select", "ignore", "probe", "sample", "fail-on"}
-_GLOBAL_KEYS = _TARGET_KEYS | {"targets", "per-target", "format"}
+_GLOBAL_KEYS = _TARGET_KEYS | {"targets", "per-target", "format", "transformers-version", "peft"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,16 @@ class Config:
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.table.get(key, default)
+
+    def peft(self) -> dict[str, Any] | str | None:
+        """``peft``: an inline table, or a JSON file relative to the config's directory."""
+        value = self.table.get("peft")
+        if isinstance(value, str) and not value.lstrip().startswith("{"):
+            path = Path(value) if Path(value).is_absolute() else self.root / value
+            if not path.is_file():
+                raise UsageError(f"{self.path} [tool.{TABLE}]: peft: no such file {value}")
+            return str(path)
+        return value
 
     def for_target(self, target: str) -> dict[str, Any]:
         return dict(self.table.get("per-target", {}).get(target, {}))
@@ -120,6 +132,15 @@ def _validate(table: dict[str, Any], file: Path) -> None:
         _known_keys(sub, _TARGET_KEYS, f"{where} per-target {name!r}")
     for scope in (table, *per_target.values()):
         _check_values(scope, where)
+    if "transformers-version" in table:
+        from trainer_compat.forecast import parse
+
+        try:
+            parse(str(table["transformers-version"]))
+        except UsageError as exc:
+            raise UsageError(f"{where}: transformers-version: {str(exc).split(': ', 1)[-1]}") from exc
+    if "peft" in table and not isinstance(table["peft"], (str, dict)):
+        raise UsageError(f"{where}: peft must be a table of LoraConfig fields or a JSON file")
 
 
 def _known_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
