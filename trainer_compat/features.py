@@ -37,7 +37,7 @@ class Feature(str, enum.Enum):
     PUSH_TO_HUB = "push_to_hub"
 
 
-TRAINER_KINDS = ("trainer", "seq2seq")
+TRAINER_KINDS = ("trainer", "seq2seq", "sft")  # sft: TRL's SFTTrainer, a Trainer subclass
 
 
 @dataclass(frozen=True)
@@ -134,16 +134,33 @@ def _deepspeed_dict(value: Any) -> Mapping[str, Any] | None:
     return None
 
 
-def _construct(fields: dict[str, Any], trainer: str) -> Any:
+def _arguments_class(trainer: str) -> Any:
     import transformers
 
-    cls = transformers.Seq2SeqTrainingArguments if trainer == "seq2seq" else transformers.TrainingArguments
+    if trainer == "sft":
+        try:
+            from trl import SFTConfig
+        except ImportError as exc:
+            raise UsageError(f"--trainer sft needs TRL: `pip install trl` ({exc})") from exc
+        return SFTConfig
+    return transformers.Seq2SeqTrainingArguments if trainer == "seq2seq" else transformers.TrainingArguments
+
+
+def _construct(fields: dict[str, Any], trainer: str) -> Any:
+    cls = _arguments_class(trainer)
     fields.setdefault("output_dir", tempfile.gettempdir() + "/trainer-compat-unused")
     fields.setdefault("report_to", "none")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return cls(**fields)
+            try:
+                return cls(**fields)
+            except ValueError as exc:
+                # SFTConfig (TRL >= 0.19) defaults bf16=True, which TrainingArguments refuses on a machine without
+                # bf16 support (a CPU-only checker run); precision does not change the protocol checked here.
+                if trainer != "sft" or "bf16" in fields or "bf16" not in str(exc):
+                    raise
+                return cls(**fields, bf16=False)
     except TypeError as exc:
         raise UsageError(f"--args: {cls.__name__}: {exc}") from exc
     except (ValueError, ImportError, AttributeError) as exc:

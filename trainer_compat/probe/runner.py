@@ -68,6 +68,10 @@ class ProbeObservations:
 
 
 def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs) -> ProbeObservations:
+    if setup.trainer == "sft":
+        from trainer_compat.errors import UsageError
+
+        raise UsageError("--probe dry-runs transformers' Trainer, not TRL's SFTTrainer: drop --probe with --trainer sft")
     seen = ProbeObservations(inputs=inputs, accumulation_steps=max(1, setup.gradient_accumulation_steps),
                              checkpointing_requested=setup.has(Feature.CHECKPOINTING))
     model = subject.instance

@@ -178,4 +178,5 @@ REQUIREMENTS: tuple[Requirement, ...] = (
 
 def requirements_for(version: object, features: frozenset[F], trainer: str) -> list[Requirement]:
     """The requirements that apply to ``version`` for these features and this trainer kind."""
+    trainer = "trainer" if trainer == "sft" else trainer  # TRL's SFTTrainer subclasses Trainer: its protocol holds
     return [r for r in REQUIREMENTS if r.applies(version, features, trainer)]
