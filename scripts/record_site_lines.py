@@ -54,13 +54,20 @@ def line_of(site: Site, root: Path) -> list[object] | None:
     return None
 
 
+def record_release(sites: list[Site], root: Path) -> dict[str, list[object]]:
+    """The lines of ``sites`` in one release's source directory (sites it lacks are left out)."""
+    lines = {site_key(s.pattern, s.modules): line_of(s, root) for s in sites}
+    return {k: v for k, v in lines.items() if v}
+
+
 def record(src: Path) -> dict[str, object]:
     sites = all_sites()
-    versions = {}
-    for version, root in releases(src):
-        lines = {site_key(s.pattern, s.modules): line_of(s, root) for s in sites}
-        versions[str(version)] = {k: v for k, v in lines.items() if v}
+    versions = {str(version): record_release(sites, root) for version, root in releases(src)}
     return {"source": "scripts/record_site_lines.py", "versions": versions}
+
+
+def render(data: dict[str, object]) -> str:
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
 def main() -> int:
@@ -68,7 +75,7 @@ def main() -> int:
     parser.add_argument("--src", default="/work/tf-src", type=Path)
     parser.add_argument("--check", action="store_true")
     options = parser.parse_args()
-    text = json.dumps(record(options.src), indent=1, sort_keys=True) + "\n"
+    text = render(record(options.src))
     if options.check:
         same = LINES.is_file() and LINES.read_text(encoding="utf-8") == text
         print("up to date" if same else f"{LINES} is stale: rerun scripts/record_site_lines.py")
