@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Union
 
 from trainer_compat.errors import UsageError
 from trainer_compat.findings import Finding
 from trainer_compat.rules import ALL_RULES, Rule
+from trainer_compat.rules.isolation import ISOLATION_RULES, IsolationRule
 from trainer_compat.rules.workflow import WORKFLOW_RULES
 
 
-def all_rules() -> tuple[type[Rule], ...]:
-    return tuple(sorted((*ALL_RULES, *WORKFLOW_RULES), key=lambda r: r.code))
+RuleClass = Union[type[Rule], type[IsolationRule]]
 
 
-def find_rule(code: str) -> type[Rule]:
+def all_rules() -> tuple[RuleClass, ...]:
+    """The model rules, the workflow rules (preflight, suppressions) and the report-level isolation rules."""
+    return tuple(sorted((*ALL_RULES, *WORKFLOW_RULES, *ISOLATION_RULES), key=lambda r: _number(r.code)))
+
+
+def _number(code: str) -> int:
+    return int(code.removeprefix("TC"))
+
+
+def find_rule(code: str) -> RuleClass:
     """The rule with this code (or name); a UsageError naming the known codes otherwise."""
     wanted = code.strip()
     for rule in all_rules():

@@ -191,7 +191,7 @@ def _run_rules(options: argparse.Namespace) -> int:
                            "explanation": r.explanation} for r in rules], indent=2))
     else:
         for r in rules:
-            print(f"{r.code}  {r.name:30} {r.severity.value:8} {r.summary}")
+            print(f"{r.code:7}{r.name:31}{r.severity.value:8} {r.summary}")
     return EXIT_OK
 
 

@@ -23,7 +23,7 @@ def _discover() -> tuple[type[Rule], ...]:
         found.extend(obj for obj in vars(module).values()
                      if isinstance(obj, type) and issubclass(obj, Rule) and obj.__module__ == module.__name__
                      and "code" in vars(obj))
-    return tuple(sorted(found, key=lambda r: r.code))
+    return tuple(sorted(found, key=lambda r: int(r.code.removeprefix("TC"))))
 
 
 ALL_RULES: tuple[type[Rule], ...] = _discover()

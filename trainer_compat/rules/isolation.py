@@ -1,7 +1,8 @@
 """Findings about a target that took its isolated check down (``--isolate``): hangs, crashes, exits, memory.
 
 These are report-level rules: no in-process check can observe them, so they are not in ``ALL_RULES``
-(whose examples run in-process); ``trainer_compat.isolate`` reports them, one per failed target.
+(whose examples run in-process); ``trainer_compat.isolate`` reports them, one per failed target. They are
+listed and documented with the others (``catalog.all_rules``); their cases are in tests/test_isolation_hostile.py.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.versions import ALWAYS, VersionRange
 
 
 class IsolationRule:
@@ -17,6 +19,18 @@ class IsolationRule:
     severity: ClassVar[Severity] = Severity.ERROR
     summary: ClassVar[str]
     fix: ClassVar[str]
+    produced_by: ClassVar[str] = "the isolated check (`--isolate`, the default), one per target it took down"
+    fires: ClassVar[tuple[()]] = ()  # a target that hangs or crashes cannot be an in-process example
+    silent: ClassVar[tuple[()]] = ()
+    versions: ClassVar[VersionRange] = ALWAYS
+
+    explanation: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.explanation = (f"{cls.summary} The check runs each target in a child process, so the other targets "
+                           f"are still checked and this one is reported instead of taking the run down. "
+                           f"Fix: {cls.fix}.")
 
     @classmethod
     def finding(cls, target: str, detail: str, version: str | None) -> Finding:
