@@ -115,3 +115,12 @@ def test_console_script_entry_point():
     assert proc.returncode == 1, proc.stderr
     assert "NOT compatible with transformers" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback_and_the_verdict_stays(tmp_path):
+    """`trainer-compat check ... | head -1`: the pipe closes before the report is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "trainer_compat", "check", f"{SEED}:HiggsAudioModelWrapper",
+                             "--no-isolate", "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and b"Traceback" not in err and b"error" not in err, err

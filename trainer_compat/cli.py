@@ -151,7 +151,10 @@ def _render(reports: list[Any], options: argparse.Namespace, config: Any) -> str
 
 def _emit(text: str, output: str | None) -> None:
     if output is None:
-        print(text)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # `... | head`: the reader left; the exit code still tells the verdict
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     try:
         Path(output).write_text(text + "\n", encoding="utf-8")
@@ -246,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(options, "debug", False)
     try:
         return run(options)
+    except BrokenPipeError:  # `trainer-compat ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except UsageError as exc:
         if debug:
             raise
