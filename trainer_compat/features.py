@@ -7,11 +7,12 @@ as transformers reports them.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,11 +105,26 @@ def build_setup(args: Any = None, trainer: str = "trainer") -> TrainingSetup:
     if args is None or isinstance(args, Mapping):
         fields = dict(args or {})
         deepspeed_config = _pop_deepspeed(fields)
-        args = _construct(fields, trainer)
+        with _environment_kept():  # 4.x TrainingArguments exports its FSDP settings (ACCELERATE_USE_FSDP=true)
+            args = _construct(fields, trainer)
     else:
         deepspeed_config = _deepspeed_dict(getattr(args, "deepspeed", None))
     return TrainingSetup(args=args, trainer=trainer, features=_features(args, deepspeed_config),
                          deepspeed_config=deepspeed_config)
+
+
+@contextlib.contextmanager
+def _environment_kept() -> Iterator[None]:
+    """Validating arguments must not configure the process: a later Trainer would read what they exported."""
+    import os
+
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in [n for n in os.environ if n not in saved]:
+            del os.environ[name]
+        os.environ.update({n: v for n, v in saved.items() if os.environ.get(n) != v})
 
 
 def _pop_deepspeed(fields: dict[str, Any]) -> Mapping[str, Any] | None:

@@ -1,0 +1,234 @@
+"""Data-parallel training (DDP) and Trainer's unwrapping: what a multi-process launch needs of the model.
+
+Trainer wraps the model in DistributedDataParallel whenever it runs on more than one process without FSDP
+or DeepSpeed, with ``find_unused_parameters`` = ``ddp_find_unused_parameters`` when set, else (a
+PreTrainedModel) ``not`` checkpointing, else (any other module) True.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from packaging.version import Version
+
+from trainer_compat.features import Feature
+from trainer_compat.findings import Finding, Severity
+from trainer_compat.protocol.model import Site
+from trainer_compat.protocol.sites import resolve
+from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS
+from trainer_compat.rules.forward import EXPLICIT_WRAPPER
+from trainer_compat.versions import VersionRange
+
+NON_REENTRANT_DEFAULT = "5.0.0"  # PreTrainedModel.gradient_checkpointing_enable: use_reentrant=True before
+RECURSIVE_UNWRAP = "4.47.0"  # Trainer: `self.model = unwrap_model(self.model, recursive=True)` under FSDP
+RECURSIVE_UNWRAP_EVERY_RUN_UNTIL = "5.3.0"  # from 5.3 only in _update_auto_batch_size (auto_find_batch_size)
+_FIND_UNUSED_SITE = Site(r"find_unused(_parameters\"\])? = (not|True|self\.args\.ddp_find_unused_parameters)")
+_UNWRAP_SITE = Site(r"self\.model = unwrap_model\(self\.model, recursive=True\)")
+_LAUNCH = "launched on more than one process (torchrun, accelerate launch)"
+
+
+def find_unused_parameters(ctx: Context) -> bool:
+    """What Trainer passes to DDP as find_unused_parameters."""
+    explicit = getattr(ctx.setup.args, "ddp_find_unused_parameters", None)
+    if explicit is not None:
+        return bool(explicit)
+    if ctx.subject.is_pretrained:
+        return not ctx.has(Feature.CHECKPOINTING)
+    return True
+
+
+def _ddp_applies(ctx: Context) -> bool:
+    args = ctx.setup.args
+    return not (ctx.has(Feature.FSDP) or ctx.has(Feature.DEEPSPEED) or getattr(args, "ddp_static_graph", None))
+
+
+def _ddp_severity(ctx: Context) -> Severity:
+    """An error where the arguments show a DDP run; a warning for a launch that may stay single-process."""
+    args = ctx.setup.args
+    distributed = int(getattr(args, "world_size", 1) or 1) > 1 or getattr(args, "ddp_find_unused_parameters",
+                                                                          None) is not None
+    return Severity.ERROR if distributed else Severity.WARNING
+
+
+def _checkpointing_kwargs(args: Any) -> dict[str, Any]:
+    for name in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"):
+        value = getattr(args, name, None)
+        if value:
+            return dict(value)
+    return {}
+
+
+def _with(extra_init: str = "", methods: str = "") -> str:
+    code = EXPLICIT_WRAPPER.replace("        self.model = tiny_causal_lm(tie=False)\n",
+                                    "        self.model = tiny_causal_lm(tie=False)\n" + extra_init)
+    return code.replace("    def forward", methods + "    def forward")
+
+
+_UNUSED_HEAD = "        self.value_head = nn.Linear(32, 1)  # trainable, not used by forward\n"
+_DELEGATE = ("    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):\n"
+             "        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs)\n\n")
+_REENTRANT = {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": True}}
+
+
+class DdpUnusedParameters(Rule):
+    code = "TC1204"
+    name = "ddp-unused-parameters"
+    severity = Severity.ERROR
+    summary = "Trainable parameters got no gradient while DDP runs with find_unused_parameters=False."
+    explanation = (
+        "DDP with `find_unused_parameters=False` waits for a gradient of every trainable parameter; one that "
+        "gets none (an unused tower or head, an optional branch) makes the next step raise RuntimeError "
+        "\"Expected to have finished reduction in the prior iteration before starting a new one\". Trainer uses "
+        "False when `ddp_find_unused_parameters=False`, and by default for a PreTrainedModel trained without "
+        "checkpointing (a plain nn.Module gets True: slower, but it trains). The probe records which trainable "
+        "parameters received a gradient on the real step. On one process the same model trains silently."
+    )
+    fires = (Example(_with(_UNUSED_HEAD), args={"ddp_find_unused_parameters": False}, probe=True),)
+    silent = (Example(_with(_UNUSED_HEAD), probe=True),
+              Example(EXPLICIT_WRAPPER, args={"ddp_find_unused_parameters": False}, probe=True))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        probe, model = ctx.probe, ctx.subject.instance
+        step = probe.step if probe else None
+        if step is None or model is None or probe.failure("train") or not _ddp_applies(ctx):
+            return
+        if find_unused_parameters(ctx):
+            return
+        without = sorted(n for n, p in model.named_parameters() if p.requires_grad and n not in step.grad_norms)
+        if not without:
+            return
+        why = ("ddp_find_unused_parameters=False" if getattr(ctx.setup.args, "ddp_find_unused_parameters", None)
+               is not None else f"the default for a PreTrainedModel ({ctx.subject.cls.__name__}) without "
+                                "checkpointing")
+        site = resolve(_FIND_UNUSED_SITE)
+        shown = ", ".join(without[:5]) + (f" and {len(without) - 5} more" if len(without) > 5 else "")
+        yield self.finding(
+            ctx, f"{len(without)} trainable parameter(s) of {ctx.subject.cls.__name__} got no gradient on the real "
+                 f"step: {shown}; Trainer's DDP uses find_unused_parameters=False ({why}), so {_LAUNCH} the second "
+                 "step raises RuntimeError \"Expected to have finished reduction in the prior iteration before "
+                 "starting a new one\"",
+            severity=_ddp_severity(ctx), member=None, feature=Feature.TRAIN, call_site=site,
+            fix="freeze what the loss does not use (requires_grad_(False)), or set ddp_find_unused_parameters=True")
+
+
+class DdpReentrantCheckpointing(Rule):
+    code = "TC1205"
+    name = "ddp-reentrant-checkpointing"
+    severity = Severity.ERROR
+    summary = "Reentrant checkpointing under DDP with find_unused_parameters=True: 'marked ready twice'."
+    explanation = (
+        "With `find_unused_parameters=True` DDP walks the autograd graph after the forward and marks the "
+        "parameters it cannot reach as unused, ready at once. Reentrant checkpointing (`use_reentrant=True`, the "
+        "default of transformers before 5.0) hides the checkpointed blocks' parameters from that graph; their "
+        "gradients then arrive during backward and DDP raises RuntimeError \"Expected to mark a variable ready "
+        "only once\". Trainer passes find_unused_parameters=True for every model that is not a PreTrainedModel "
+        "(a wrapper), unless `ddp_find_unused_parameters` says otherwise."
+    )
+    fires = (Example(_with(methods=_DELEGATE), args=_REENTRANT),
+             Example(_with(methods=_DELEGATE), args={"gradient_checkpointing": True},
+                     versions=VersionRange(until=NON_REENTRANT_DEFAULT)))
+    silent = (Example(_with(methods=_DELEGATE),
+                      args={**_REENTRANT, "gradient_checkpointing_kwargs": {"use_reentrant": False}}),
+              Example(_with(methods=_DELEGATE), args={**_REENTRANT, "ddp_find_unused_parameters": False}),
+              Example(_with(methods=_DELEGATE), args={"gradient_checkpointing": True},
+                      versions=VersionRange(since=NON_REENTRANT_DEFAULT)))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        model = ctx.subject.instance
+        if not ctx.has(Feature.CHECKPOINTING) or model is None or not _ddp_applies(ctx):
+            return
+        if not find_unused_parameters(ctx):
+            return
+        reentrant = _checkpointing_kwargs(ctx.setup.args).get("use_reentrant",
+                                                              ctx.version < Version(NON_REENTRANT_DEFAULT))
+        if not reentrant:
+            return
+        methods = [ctx.subject.member(m) for m in CHECKPOINTING_METHODS]
+        if not (ctx.subject.is_pretrained or any(m.present for m in methods)):
+            return  # TC001: nothing checkpoints
+        if any((m.owner or "").startswith("trainer_compat.") for m in methods):
+            return  # trainer-compat's own shims checkpoint non-reentrantly
+        probe = ctx.probe
+        if probe is not None and probe.step is not None and not probe.step.recomputed:
+            return  # TC604: checkpointing is not in effect
+        if not any(p.requires_grad for p in model.parameters()):
+            return
+        explicit = getattr(ctx.setup.args, "ddp_find_unused_parameters", None) is not None
+        why = "ddp_find_unused_parameters=True" if explicit else \
+            f"{ctx.subject.cls.__name__} is not a PreTrainedModel, so Trainer passes find_unused_parameters=True"
+        source = "gradient_checkpointing_kwargs" if "use_reentrant" in _checkpointing_kwargs(ctx.setup.args) else \
+            f"the default of transformers {ctx.version}"
+        yield self.finding(
+            ctx, f"{ctx.subject.cls.__name__} checkpoints with use_reentrant=True ({source}) and {why}: {_LAUNCH}, "
+                 "DDP marks the checkpointed parameters unused after the forward and the first backward raises "
+                 "RuntimeError \"Expected to mark a variable ready only once\"",
+            severity=_ddp_severity(ctx), member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
+            call_site=resolve(_FIND_UNUSED_SITE),
+            fix="pass gradient_checkpointing_kwargs={'use_reentrant': False}, or set ddp_find_unused_parameters="
+                "False (every trainable parameter must then get a gradient)")
+
+
+def module_attributes(model: Any) -> list[tuple[str, str]]:
+    """(module path, type of its `.module`) for every module that has an attribute named `module`."""
+    from torch.nn import DataParallel
+    from torch.nn.parallel import DistributedDataParallel
+
+    found = []
+    for name, module in model.named_modules():
+        if isinstance(module, (DistributedDataParallel, DataParallel)):
+            continue
+        try:
+            inner = getattr(module, "module")
+        except Exception:  # noqa: BLE001 - hasattr() semantics: any error means "no attribute"
+            continue
+        found.append((name, type(inner).__name__))
+    return found
+
+
+class InnerModelNamedModule(Rule):
+    code = "TC1206"
+    name = "inner-model-named-module"
+    severity = Severity.ERROR
+    summary = "A (sub)module keeps a model in `.module`: Trainer's recursive unwrap under FSDP replaces it by it."
+    explanation = (
+        "Under FSDP, Trainer (4.47 to 5.2 before every training run; from 5.3 after an out-of-memory retry of "
+        "`auto_find_batch_size`) runs `self.model = unwrap_model(self.model, recursive=True)`, and accelerate's "
+        "recursive unwrap replaces every module that has an attribute named `module` by that attribute, the "
+        "model itself included. A wrapper that stores its inner model as `self.module` is silently replaced by "
+        "the inner model: its forward, its loss and the parameters outside the inner model drop out of "
+        "training and of the saved checkpoint. Name the attribute anything else."
+    )
+    versions = VersionRange(since=RECURSIVE_UNWRAP)
+    _MODULE = EXPLICIT_WRAPPER.replace("self.model", "self.module")
+    fires = (Example(_MODULE, args={"fsdp": "full_shard auto_wrap",
+                                    "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}},
+                     versions=VersionRange(since=RECURSIVE_UNWRAP, until=RECURSIVE_UNWRAP_EVERY_RUN_UNTIL)),
+             Example(_MODULE, args={"fsdp": "full_shard auto_wrap", "auto_find_batch_size": True,
+                                    "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}},
+                     versions=VersionRange(since=RECURSIVE_UNWRAP)))
+    silent = (Example(EXPLICIT_WRAPPER, args={"fsdp": "full_shard auto_wrap", "auto_find_batch_size": True,
+                                              "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}}),
+              Example(_MODULE))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        model = ctx.subject.instance
+        if model is None or not ctx.has(Feature.FSDP) or ctx.version < Version(RECURSIVE_UNWRAP):
+            return
+        every_run = ctx.version < Version(RECURSIVE_UNWRAP_EVERY_RUN_UNTIL)
+        if not every_run and not getattr(ctx.setup.args, "auto_find_batch_size", False):
+            return
+        found = module_attributes(model)
+        if not found:
+            return
+        name = ctx.subject.cls.__name__
+        replaced = "; ".join(f"{path or name} is replaced by its .module ({kind})" for path, kind in found[:3])
+        when = "before training" if every_run else "after an out-of-memory retry (auto_find_batch_size)"
+        site = resolve(_UNWRAP_SITE)
+        yield self.finding(
+            ctx, f"with FSDP, Trainer {ctx.version} runs unwrap_model(self.model, recursive=True) {when}"
+                 f"{' (' + str(site) + ')' if site else ''}: {replaced}; training and the checkpoint silently "
+                 "lose the wrapper's forward and the parameters outside it",
+            severity=Severity.ERROR if every_run else Severity.WARNING, member="module", feature=Feature.FSDP,
+            call_site=site, fix="store the inner model under another attribute name (self.model, self.backbone)")
