@@ -43,13 +43,17 @@ def check(
     (no weights allocated); an instance is checked as it is, never copied. ``transformers_version``: the
     verdict for that release instead of the installed one (a forecast: trainer_compat/forecast.py). ``peft``: the
     adapter config (a LoraConfig or a dict of its fields) the model will get: adds the PEFT rules.
+    ``# trainer-compat: ignore[CODE] reason`` comments on the class line apply, as on the command line.
     """
     setup = build_setup(args, trainer)
     subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs, meta=not probe)
     from trainer_compat.rules.peft import peft_profile
 
     with peft_profile(peft):
-        return check_subject(subject, setup, probe=probe, sample=sample, transformers_version=transformers_version)
+        report = check_subject(subject, setup, probe=probe, sample=sample, transformers_version=transformers_version)
+    from trainer_compat.suppress import apply_suppressions
+
+    return apply_suppressions(report)
 
 
 def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None,

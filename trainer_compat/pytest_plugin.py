@@ -31,10 +31,10 @@ def assert_compatible(model: Any, args: Any = None, trainer: str = "trainer", *,
     """Check ``model`` (instance, class or factory); raise AssertionError with the report when it fails."""
     from trainer_compat.catalog import Selection
     from trainer_compat.checker import check
-    from trainer_compat.workflow import fails, finalize
+    from trainer_compat.workflow import fails, select as select_findings
 
     report = check(model, args=args, trainer=trainer, probe=probe, sample=sample, init_kwargs=init_kwargs)
-    report = finalize(report, Selection.of(select, ignore))
+    report = select_findings(report, Selection.of(select, ignore))
     if fails(report, fail_on):
         raise IncompatibleModel(report)
     return report
@@ -45,9 +45,8 @@ class Checker:
 
     def check(self, model: Any, args: Any = None, trainer: str = "trainer", **kwargs: Any) -> Report:
         from trainer_compat.checker import check
-        from trainer_compat.workflow import finalize
 
-        return finalize(check(model, args=args, trainer=trainer, **kwargs))
+        return check(model, args=args, trainer=trainer, **kwargs)
 
     assert_compatible = staticmethod(assert_compatible)
 

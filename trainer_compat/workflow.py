@@ -18,7 +18,11 @@ def finalize(report: Report, selection: Selection | None = None) -> Report:
     """Apply the target's suppression comments, then the selection (what every view then shows)."""
     from trainer_compat.suppress import apply_suppressions
 
-    report = apply_suppressions(report)
+    return select(apply_suppressions(report), selection)
+
+
+def select(report: Report, selection: Selection | None) -> Report:
+    """Only the findings ``selection`` wants (``--select`` / ``--ignore``)."""
     if selection is None:
         return report
     return dataclasses.replace(report, findings=selection.filter(report.findings))
