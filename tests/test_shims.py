@@ -206,3 +206,19 @@ def test_undelegable_member_comes_with_code_to_write():
 def test_exported_from_the_package_root():
     assert trainer_compat.patch is patch and trainer_compat.unpatch is unpatch
     assert higgs_class("HiggsAudioModelWrapper") is not None
+
+
+def test_patch_lets_a_causal_lm_adapter_build_and_train():
+    """TC1001: PeftModelForCausalLM reads prepare_inputs_for_generation; the shim delegates it to the inner LM."""
+    peft = pytest.importorskip("peft")
+    config = {"r": 2, "target_modules": ["c_attn"], "task_type": "CAUSAL_LM"}
+    model = KwargsForward()
+    with pytest.raises(AttributeError, match="prepare_inputs_for_generation"):
+        peft.get_peft_model(copy.deepcopy(model), peft.LoraConfig(**config))
+    assert "TC1001" in {f.rule for f in trainer_compat.check(model, peft=config).findings}
+    patch(model)
+    assert "TC1001" not in {f.rule for f in trainer_compat.check(model, peft=config).findings}
+    adapted = peft.get_peft_model(model, peft.LoraConfig(**config))
+    ids = torch.randint(1, 50, (2, 8))
+    adapted(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss.backward()
+    assert all(p.grad is not None for n, p in adapted.named_parameters() if "lora_B" in n)

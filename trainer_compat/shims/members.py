@@ -107,6 +107,10 @@ def _lm_members(plan: Plan) -> dict[str, Any]:
         def generate(self, *args, **kwargs):
             return resolve(self, lm).generate(*args, **kwargs)
         out["generate"] = generate
+    if plan.prepare_inputs:
+        def prepare_inputs_for_generation(self, *args, **kwargs):
+            return resolve(self, lm).prepare_inputs_for_generation(*args, **kwargs)
+        out["prepare_inputs_for_generation"] = prepare_inputs_for_generation
     if plan.embeddings:
         def get_input_embeddings(self):
             return resolve(self, lm).get_input_embeddings()

@@ -33,6 +33,7 @@ class Plan:
     config: bool = False
     generation_config: bool = False
     generate: bool = False
+    prepare_inputs: bool = False  # prepare_inputs_for_generation (PEFT's CAUSAL_LM / SEQ_2_SEQ_LM adapters read it)
     embeddings: bool = False
     tie_weights: tuple[str, ...] = ()
     no_split_modules: tuple[str, ...] | None = None
@@ -47,6 +48,7 @@ class Plan:
     def members(self) -> list[str]:
         """The members the patched class defines, in a stable order."""
         flags = (("config", self.config), ("generation_config", self.generation_config), ("generate", self.generate),
+                 ("prepare_inputs_for_generation", self.prepare_inputs),
                  ("get_input_embeddings", self.embeddings), ("set_input_embeddings", self.embeddings),
                  ("get_output_embeddings", self.embeddings), ("tie_weights", bool(self.tie_weights)),
                  ("_no_split_modules", self.no_split_modules is not None),
@@ -187,6 +189,8 @@ def _lm_members(subject: Subject, model: nn.Module, found: Delegates) -> dict[st
         _state(subject, "generation_config") != "ok" or not isinstance(gen.value, GenerationConfig))
     out["generate"] = _state(subject, "generate") != "ok" and callable(getattr(lm, "generate", None)) \
         and _can_generate(lm)
+    out["prepare_inputs"] = _state(subject, "prepare_inputs_for_generation") != "ok" \
+        and callable(getattr(lm, "prepare_inputs_for_generation", None)) and _can_generate(lm)
     out["embeddings"] = _state(subject, "get_input_embeddings") != "ok" and hasattr(lm, "get_input_embeddings")
     if _state(subject, "main_input_name") != "ok":
         out["main_input_name"] = str(getattr(lm, "main_input_name", "input_ids"))

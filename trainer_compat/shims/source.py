@@ -58,6 +58,9 @@ def {name}(self, value):
 """)
     if plan.generate:
         out.append(f"\ndef generate(self, *args, **kwargs):\n    return {lm}.generate(*args, **kwargs)\n")
+    if plan.prepare_inputs:
+        out.append(f"\ndef prepare_inputs_for_generation(self, *args, **kwargs):\n"
+                   f"    return {lm}.prepare_inputs_for_generation(*args, **kwargs)\n")
     if plan.embeddings:
         out.append(f"""
 def get_input_embeddings(self):
