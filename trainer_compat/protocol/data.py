@@ -160,7 +160,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         kind=Kind.ATTRIBUTE,
         features=frozenset({F.TRAIN}),
         guard=Guard.HASATTR,
-        site=Site(r"hasattr\(unwrapped_model, \"accepts_loss_kwargs\"\)"),
+        site=Site(r"hasattr\((?:unwrapped_)?model, \"accepts_loss_kwargs\"\)"),
         versions=VersionRange(since=ACCEPTS_LOSS_KWARGS_ATTR),
         consequence="absent: Trainer decides from the forward signature whether to pass num_items_in_batch",
         when_missing=None,
