@@ -7,12 +7,15 @@ wheels) and real SFTTrainer runs (tests/test_trl.py):
 
 * TRL 0.22: ``compute_loss`` sets ``inputs["use_cache"] = False`` and calls the model's forward with it.
 * TRL 0.27: ``self.model.add_model_tags(...)`` at the end of ``__init__``, no longer behind ``hasattr``.
+* TRL 1.4: ``loss_type="chunked_nll"`` (the default from 1.7 unless ``use_liger_kernel``) patches ``model.forward``
+  in ``__init__`` (reading ``config.get_text_config()`` and ``get_output_embeddings()`` there): a step with labels
+  runs ``model.base_model`` (a backbone returning ``last_hidden_state``) and the head's weight, not the forward.
 * TRL 1.8: ``model.config.get_text_config()`` in ``__init__``, unguarded.
 * TRL 1.13: without a ``data_collator`` (the default) the pad token is mirrored into
   ``model.config.get_text_config()`` and ``model.generation_config``.
-* TRL 1.15: ``add_fused_lm_head`` replaces ``model.forward``: training runs ``model.base_model`` (a backbone
-  returning ``last_hidden_state``) and ``model.get_output_embeddings().weight``; the model's own forward only runs
-  for label smoothing, ``compute_loss_func`` and generation.
+* TRL 1.15: ``add_fused_lm_head`` always replaces ``model.forward`` the same way (``base_model`` and
+  ``get_output_embeddings()`` looked up at each step); the model's own forward only runs for label smoothing,
+  ``compute_loss_func`` and generation.
 
 TRL 0.12-0.21 (the releases that support transformers 4.46) need none of this: a plain wrapper trains there.
 """
@@ -37,6 +40,7 @@ USE_CACHE_TRL = Version("0.22")
 TAGS_TRL = Version("0.27")
 TEXT_CONFIG_TRL = Version("1.8")
 GENERATION_CONFIG_TRL = Version("1.13")
+CHUNKED_TRL = Version("1.4")  # loss_type="chunked_nll" (the default from 1.7)
 FUSED_HEAD_TRL = Version("1.15")
 # Every TRL release with these hazards (>= 0.22) requires transformers >= 4.55.
 TRL_LINES = VersionRange(since="4.55")
@@ -59,6 +63,21 @@ def _since(ctx: Context, release: Version) -> Version | None:
         return None
     trl = installed_trl()
     return trl if trl is not None and trl >= release else None
+
+
+def replaces_forward(trl: Version | None, loss_type: object) -> bool:
+    """Whether SFTTrainer of this TRL release patches model.forward with its own LM head for this loss_type."""
+    return trl is not None and (trl >= FUSED_HEAD_TRL or (trl >= CHUNKED_TRL and loss_type == "chunked_nll"))
+
+
+def _head_patched(ctx: Context) -> Version | None:
+    trl = _since(ctx, CHUNKED_TRL)
+    return trl if replaces_forward(trl, getattr(ctx.setup.args, "loss_type", None)) else None
+
+
+def _patch_site() -> Location | None:
+    return (trl_site("trl.trainer.utils", r"model\.forward = types\.MethodType\(_fused_forward")
+            or trl_site("trl.trainer.sft_trainer", r"model\.forward = types\.MethodType\(_chunked_ce_forward"))
 
 
 def trl_site(module: str, pattern: str) -> Location | None:
@@ -128,12 +147,12 @@ class SftInitMembers(Rule):
         "`nn.Module` wrapper has none of them: constructing the trainer raises AttributeError. Delegate them to "
         "the inner PreTrainedModel. TRL 0.12-0.26 (the 4.46 line) read none of them unguarded."
     )
-    fires = (sft(wrapper(_CHECKPOINTING)), sft(wrapper(_CONFIG + _CHECKPOINTING)))
-    silent = (sft(wrapper(_INIT + _BACKBONE + _HEAD)), sft(PLAIN_LM))
+    fires = (sft(wrapper(_CHECKPOINTING, kwargs=True)), sft(wrapper(_CONFIG + _CHECKPOINTING, kwargs=True)))
+    silent = (sft(wrapper(_FULL, kwargs=True)), sft(PLAIN_LM))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         cls = ctx.subject.cls.__name__
-        trl = _since(ctx, TEXT_CONFIG_TRL)
+        trl = _since(ctx, TEXT_CONFIG_TRL) or _head_patched(ctx)
         if trl is not None:
             yield from self._config(ctx, trl)
         needed = [("generation_config", _since(ctx, GENERATION_CONFIG_TRL), r"model\.generation_config\.pad_token_id",
@@ -185,39 +204,43 @@ class SftFusedLmHead(Rule):
     name = "sft-fused-lm-head"
     severity = Severity.ERROR
     versions = TRL_LINES
-    summary = "SFTTrainer (TRL >= 1.15) trains through `base_model` and `get_output_embeddings()`, not forward."
+    summary = "SFTTrainer (TRL >= 1.15, or 1.7+ chunked_nll) trains through `base_model` + `get_output_embeddings()`."
     explanation = (
-        "From TRL 1.15, SFTTrainer patches `model.forward` with a fused LM head: every training step runs "
-        "`model.base_model(...)` (`model.model` for a vision-language config before transformers 5), takes its "
-        "`last_hidden_state`, and projects it with `model.get_output_embeddings().weight`, in chunks. A wrapper "
-        "without them fails at the first step with AttributeError; a `base_model` that is the whole LM (its output "
+        "From TRL 1.15 (and with `loss_type=\"chunked_nll\"`, the default on TRL 1.7-1.14), SFTTrainer patches "
+        "`model.forward` with its own LM head: every training step runs `model.base_model(...)` (`model.model` for "
+        "a vision-language model before transformers 5), takes its `last_hidden_state`, and projects it with "
+        "`model.get_output_embeddings().weight`, in chunks. A wrapper without them raises AttributeError (at the "
+        "first step; in SFTTrainer() for the head on TRL < 1.15); a `base_model` that is the whole LM (its output "
         "has `logits`, not `last_hidden_state`) fails the same way. Expose the inner backbone and its head."
     )
-    fires = (sft(wrapper(_INIT)), sft(wrapper(_INIT + _WHOLE_LM + _HEAD)), sft(wrapper(_INIT + _BACKBONE)))
-    silent = (sft(wrapper(_FULL)), sft(PLAIN_LM))
+    fires = (sft(wrapper(_INIT, kwargs=True)), sft(wrapper(_INIT + _WHOLE_LM + _HEAD, kwargs=True)),
+             sft(wrapper(_INIT + _BACKBONE, kwargs=True)))
+    silent = (sft(wrapper(_FULL, kwargs=True)), sft(PLAIN_LM))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        trl = _since(ctx, FUSED_HEAD_TRL)
+        trl = _head_patched(ctx)
         if trl is None:
             return
         if ctx.subject.is_peft:
             ctx.skip(self.code, "a PeftModel: TRL patches its base model, which this check does not follow")
             return
         cls, attr = ctx.subject.cls.__name__, _backbone_attr(ctx)
-        backbone_site = trl_site("trl.trainer.utils", r"getattr\(self, backbone_attr\)\(")
+        backbone_site = (trl_site("trl.trainer.utils", r"getattr\(self, backbone_attr\)\(")
+                         or trl_site("trl.trainer.sft_trainer", r"backbone = self\.base_model"))
         problem = self._backbone(ctx, attr)
         if problem:
-            yield self.finding(ctx, f"{cls} {problem}; the fused LM head of TRL {trl} calls `self.{attr}(...)"
+            yield self.finding(ctx, f"{cls} {problem}; the LM head TRL {trl} patches in calls `self.{attr}(...)"
                                     f".last_hidden_state`{_at(backbone_site)} at every training step: the first step "
                                     "raises AttributeError", member=attr, feature="sft", call_site=backbone_site,
                                trl_version=str(trl),
                                fix=f"expose the backbone: `@property def {attr}(self): return self.model.base_model`")
         problem = self._head(ctx)
         if problem:
-            site = trl_site("trl.trainer.utils", r"lm_head = self\.get_output_embeddings\(\)")
-            yield self.finding(ctx, f"{cls} {problem}; the fused LM head of TRL {trl} projects with "
-                                    f"`self.get_output_embeddings().weight`{_at(site)}: the first training step "
-                                    "raises AttributeError", member="get_output_embeddings", feature="sft",
+            site = (trl_site("trl.trainer.utils", r"lm_head = self\.get_output_embeddings\(\)")
+                    or trl_site("trl.trainer.sft_trainer", r"lm_head = model\.get_output_embeddings\(\)"))
+            yield self.finding(ctx, f"{cls} {problem}; the LM head TRL {trl} patches in projects "
+                                    f"with `get_output_embeddings().weight`{_at(site)}: SFTTrainer (or its first "
+                                    "step) raises AttributeError", member="get_output_embeddings", feature="sft",
                                call_site=site, trl_version=str(trl),
                                fix="delegate it: `def get_output_embeddings(self): return "
                                    "self.model.get_output_embeddings()`")
@@ -271,24 +294,25 @@ class SftForwardBypassed(Rule):
     name = "sft-forward-bypassed"
     severity = Severity.WARNING
     versions = TRL_LINES
-    summary = "SFTTrainer (TRL >= 1.15) never runs the wrapper's own forward in training: its logic is skipped."
+    summary = "SFTTrainer (TRL >= 1.15, or 1.7+ chunked_nll) never runs the wrapper's own forward in training."
     explanation = (
-        "From TRL 1.15, SFTTrainer replaces `model.forward` and computes the loss, entropy and token accuracy "
+        "From TRL 1.15 (and with `loss_type=\"chunked_nll\"`, the default on TRL 1.7-1.14), SFTTrainer replaces "
+        "`model.forward` and computes the loss, entropy and token accuracy "
         "itself from `base_model` + `get_output_embeddings()`. Whatever a wrapper's forward adds (an auxiliary loss, "
         "extra inputs or modalities, input rewriting, a custom head or loss) silently does not happen in "
         "training. The original forward runs only for generation, and for label smoothing or a "
         "`compute_loss_func`, which take its logits, never its loss. Train with `Trainer` (or subclass SFTTrainer "
         "and override `compute_loss`) when the forward matters."
     )
-    fires = (sft(wrapper(_FULL, aux=True)),)
-    silent = (sft(PLAIN_LM), Example(wrapper(_FULL, aux=True), versions=TRL_LINES))
+    fires = (sft(wrapper(_FULL, kwargs=True, aux=True)),)
+    silent = (sft(PLAIN_LM), Example(wrapper(_FULL, kwargs=True, aux=True), versions=TRL_LINES))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        trl = _since(ctx, FUSED_HEAD_TRL)
+        trl = _head_patched(ctx)
         owner = _own_forward(ctx) if trl is not None and not ctx.subject.is_peft else None
         if owner is None:
             return
-        site = trl_site("trl.trainer.utils", r"model\.forward = types\.MethodType\(_fused_forward")
+        site = _patch_site()
         yield self.finding(ctx, f"{owner.__name__}.forward never runs in SFT training: TRL {trl} replaces "
                                 f"model.forward{_at(site)} and computes the loss from `base_model` + "
                                 "`get_output_embeddings()`; anything the forward adds is silently skipped",
@@ -313,8 +337,9 @@ class SftForwardUseCache(Rule):
     summary = "SFTTrainer calls the model's forward with `use_cache=False`: a forward without it raises TypeError."
     explanation = (
         "SFTTrainer.compute_loss sets `inputs[\"use_cache\"] = False` before calling the model (TRL >= 0.22). On "
-        "TRL 0.22-1.14 every training step calls the model's own forward that way; from TRL 1.15 the fused LM head "
-        "absorbs it, and the original forward gets it only when the loss needs full logits: "
+        "TRL 0.22-1.14 every training step calls the model's own forward that way (unless `chunked_nll`, the "
+        "default from 1.7, patched it); where TRL's own LM head replaced the forward (TC1102), the original forward "
+        "gets it only when the loss needs full logits: "
         "`label_smoothing_factor > 0` (or a `compute_loss_func`, which this check cannot see). A forward that "
         "takes neither `use_cache` nor **kwargs then raises TypeError at the first step."
     )
@@ -325,8 +350,9 @@ class SftForwardUseCache(Rule):
         trl = _since(ctx, USE_CACHE_TRL)
         if trl is None or ctx.subject.is_peft or not _rejects(ctx, "use_cache"):
             return
-        if trl >= FUSED_HEAD_TRL:
-            smoothing = ctx.has(Feature.LABEL_SMOOTHING) and getattr(ctx.setup.args, "loss_type", "nll") == "nll"
+        if _head_patched(ctx):
+            loss_type = getattr(ctx.setup.args, "loss_type", "nll")
+            smoothing = ctx.has(Feature.LABEL_SMOOTHING) and (trl < FUSED_HEAD_TRL or loss_type == "nll")
             if not smoothing:
                 return
             why = "with label_smoothing_factor > 0 the loss comes from the model's own forward, called"
