@@ -127,6 +127,55 @@ def test_aggregated_or_explicit_layer_classes_wrap_every_block(gloo, tmp_path, i
     assert _wrapped_layers(_plugin(example.args), Model()) == 2  # the two GPT2Blocks
 
 
+_NAMES_MISSING_CLASS = """
+import torch.nn as nn
+from trainer_compat.testing import tiny_causal_lm
+
+class Model(nn.Module):
+    _no_split_modules = ["LlamaDecoderLayer"]
+
+    def __init__(self):
+        super().__init__()
+        self.model = tiny_causal_lm(tie=False)
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+"""
+
+
+@pytest.mark.parametrize("source", [FsdpNoSplitModules.fires[0].code, _NAMES_MISSING_CLASS],
+                         ids=["missing", "names-a-class-not-in-the-model"])
+def test_patch_declares_the_sub_models_layer_classes(gloo, tmp_path, source) -> None:
+    """The shim's `_no_split_modules` is the aggregate TC1201 asks for: after patch() the rule is silent and
+    the real FSDP wraps every block (a missing list, or a class attribute naming a class not in the model)."""
+    from trainer_compat.rules.base import Example
+    from trainer_compat.shims import patch, unpatch
+
+    example = Example(source, args=FsdpNoSplitModules.fires[0].args)
+    model = _load(example, tmp_path)()
+    assert "TC1201" in _codes(model, args=example.args)
+    result = patch(model)
+    try:
+        assert "TC1201" not in _codes(model, args=example.args)
+        assert model._no_split_modules == ["GPT2Block"] and "_no_split_modules" in result.applied
+        assert _wrapped_layers(_plugin(example.args), model) == 2
+    finally:
+        unpatch(model)
+
+
+def test_patch_says_what_to_write_for_an_instance_attribute(tmp_path) -> None:
+    from trainer_compat.shims import patch, unpatch
+
+    example = FsdpNoSplitModules.fires[1]  # self._no_split_modules = ['LlamaDecoderLayer'] in __init__
+    model = _load(example, tmp_path)()
+    result = patch(model)
+    try:
+        assert "self._no_split_modules = ['GPT2Block']" in result.notes.undelegable["_no_split_modules"]
+        assert "TC1201" in _codes(model, args=example.args)  # said, not hidden
+    finally:
+        unpatch(model)
+
+
 # --- TC1202 fsdp-mixed-requires-grad ----------------------------------------------------------------------------
 
 def _fsdp1(fields: dict, model):

@@ -20,7 +20,7 @@ from packaging.version import Version
 
 from trainer_compat.versions import VersionRange
 
-FILES = ("trainer.py", "trainer_seq2seq.py")
+FILES = ("trainer.py", "trainer_seq2seq.py", "trainer_optimizer.py")  # the last from 5.10
 ACCESSES = Path(__file__).resolve().parent / "accesses.json"
 CLASSES = ("requirement", "nn.Module", "guarded-optional", "PreTrainedModel-only", "framework", "not-a-model")
 CALL = "__call__"  # model(...) itself: nn.Module.__call__ -> forward

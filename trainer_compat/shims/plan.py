@@ -82,7 +82,7 @@ def make_plan(model: nn.Module, original: type, delegate_to: str | None = None) 
     fields: dict[str, Any] = {"guard_getattr": _getattr_recurses(subject)}
     fields.update(_checkpointing(subject, found, notes))
     fields.update(_lm_members(subject, model, found))
-    fields.update(_saving(subject, model, found))
+    fields.update(_saving(subject, model, found, notes))
     fields.update(_forward(subject, model, found, notes))
     return Plan(original, **fields), notes
 
@@ -208,7 +208,7 @@ def _can_generate(lm: nn.Module) -> bool:
 # --- saving -----------------------------------------------------------------------------------------------
 
 
-def _saving(subject: Subject, model: nn.Module, found: Delegates) -> dict[str, Any]:
+def _saving(subject: Subject, model: nn.Module, found: Delegates, notes: Notes) -> dict[str, Any]:
     from trainer_compat.rules.saving import shared_tensor_groups
 
     try:
@@ -220,10 +220,33 @@ def _saving(subject: Subject, model: nn.Module, found: Delegates) -> dict[str, A
         out["tie_weights"] = tuple(p for p in found.models if hasattr(resolve(model, p), "tie_weights"))
     if _state(subject, "_keys_to_ignore_on_save") != "ok":
         out["keys_to_ignore"] = True
-    if _state(subject, "_no_split_modules") != "ok":
-        names = [n for p in found.models for n in _listed(getattr(resolve(model, p), "_no_split_modules", None))]
-        out["no_split_modules"] = tuple(dict.fromkeys(names)) or None
+    out["no_split_modules"] = _no_split_modules(subject, model, notes)
     return out
+
+
+def _no_split_modules(subject: Subject, model: nn.Module, notes: Notes) -> tuple[str, ...] | None:
+    """The sub-models' layer classes (those really in the tree), when the wrapper declares none, an empty list
+    (a fake answer: FSDP then wraps no layer) or classes that are not in the tree (FSDP raises)."""
+    from trainer_compat.rules.distributed import known_layer_classes
+
+    known = tuple(known_layer_classes(model))
+    own = subject.member("_no_split_modules")
+    if not known or (own.present and own.provenance is not Provenance.BROKEN and _sound(own.value, model)):
+        return None
+    if own.provenance is Provenance.INSTANCE:  # set in __init__: shadows anything the class carries
+        notes.undelegable["_no_split_modules"] = (
+            f"it is {own.value!r}, set on the instance, which a class-level shim cannot override: "
+            f"write `self._no_split_modules = {list(known)!r}` where it is set")
+        return None
+    if own.present:
+        notes.replaced["_no_split_modules"] = f"it is {own.value!r}; the sub-models name {list(known)!r}"
+    return known
+
+
+def _sound(value: Any, model: nn.Module) -> bool:
+    names = _listed(value)
+    present = {type(m).__name__ for m in model.modules()}
+    return bool(names) and all(n in present for n in names)
 
 
 def _listed(names: Any) -> list[str]:
