@@ -38,7 +38,8 @@ def _site_patterns() -> list[str]:
 
 def test_no_unclassified_access_in_the_installed_transformers():
     found = audit.release_accesses(_installed_dir())
-    assert len({a.file for a in found}) == 2 and len(found) > 50  # both sources were read
+    present = {name for name in audit.FILES if (_installed_dir() / name).is_file()}
+    assert {a.file for a in found} == present >= {"trainer.py", "trainer_seq2seq.py"} and len(found) > 50
     missing = audit.unclassified(found, VERSION)
     assert not missing, "unclassified in transformers " + VERSION + ":\n" + "\n".join(a.where() for a in missing)
 
