@@ -71,7 +71,7 @@ def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs) -> ProbeObserv
     if setup.trainer == "sft":
         from trainer_compat.errors import UsageError
 
-        raise UsageError("--probe dry-runs transformers' Trainer, not TRL's SFTTrainer: drop --probe with --trainer sft")
+        raise UsageError("--probe dry-runs transformers' Trainer, not TRL's SFTTrainer: drop it for --trainer sft")
     seen = ProbeObservations(inputs=inputs, accumulation_steps=max(1, setup.gradient_accumulation_steps),
                              checkpointing_requested=setup.has(Feature.CHECKPOINTING))
     model = subject.instance

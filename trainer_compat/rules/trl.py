@@ -114,7 +114,8 @@ _GENERATION = "\n    @property\n    def generation_config(self):\n        return
 _TAGS = "\n    def add_model_tags(self, tags):\n        self.model.add_model_tags(tags)\n"
 _CHECKPOINTING = ("\n    def gradient_checkpointing_enable(self, **kwargs):\n"
                   "        self.model.gradient_checkpointing_enable(**kwargs)\n"
-                  "\n    def gradient_checkpointing_disable(self):\n        self.model.gradient_checkpointing_disable()\n")
+                  "\n    def gradient_checkpointing_disable(self):\n"
+                  "        self.model.gradient_checkpointing_disable()\n")
 _BACKBONE = "\n    @property\n    def base_model(self):\n        return self.model.base_model\n"
 _WHOLE_LM = "\n    @property\n    def base_model(self):\n        return self.model\n"
 _HEAD = "\n    def get_output_embeddings(self):\n        return self.model.get_output_embeddings()\n"
