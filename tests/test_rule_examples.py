@@ -19,6 +19,8 @@ def _codes(example: Example, tmp_path) -> set[str]:
         pytest.skip(f"example holds for transformers {example.versions}")
     if example.peft is not None:
         pytest.importorskip("peft", reason="a PEFT example needs peft")
+    if example.trainer == "sft":
+        pytest.importorskip("trl", reason="an SFTTrainer example needs trl")
     model = example.load(tmp_path)
     report = trainer_compat.check(model, args=example.args, trainer=example.trainer, probe=example.probe,
                                   peft=example.peft)

@@ -190,3 +190,33 @@ def test_sft_without_trl_is_a_usage_error(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "trl", None)  # import trl raises ImportError
     with pytest.raises(UsageError, match="needs TRL"):
         build_setup({}, "sft")
+
+
+_DROPPING = rules.wrapper(rules._FULL).replace(
+    "    def forward(self, input_ids, attention_mask=None, labels=None):\n"
+    "        out = self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)\n",
+    "    def forward(self, **kwargs):  # names no column; drops num_items_in_batch\n"
+    "        kwargs.pop('num_items_in_batch', None)\n"
+    "        out = self.model(**kwargs)\n")
+
+
+def test_trainer_forward_rules_follow_what_sft_trainer_really_does(tmp_path) -> None:
+    """TC101 (columns from the forward's signature) and TC103 (loss kwargs) are Trainer's behaviour; SFTTrainer
+    keeps its own columns (TRL >= 0.2x) and, where it replaces forward, normalises the loss itself."""
+    from trainer_compat.features import build_setup
+    from trainer_compat.rules.base import Context, Example
+    from trainer_compat.subject import Subject
+    from trainer_compat.versions import installed_transformers
+
+    assert "def forward(self, **kwargs)" in _DROPPING
+    Model = Example(_DROPPING).load(tmp_path)
+    args = {"gradient_accumulation_steps": 2}
+    codes = {f.rule for f in trainer_compat.check(Model, args=args, trainer="sft").findings}
+    ctx = Context(subject=Subject.of(Model()), setup=build_setup(args, "sft"), version=installed_transformers())
+    assert ("TC101" in codes) == (not rules.sft_keeps_fixed_columns(ctx))
+    assert ("TC103" not in codes) or not rules.sft_computes_the_loss(ctx)
+    if "TC101" in codes:
+        with pytest.raises(ValueError, match="No columns in the dataset match"):
+            _train(Model(), tmp_path, args)
+    else:
+        assert math.isfinite(_train(Model(), tmp_path, args))

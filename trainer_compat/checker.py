@@ -37,13 +37,14 @@ def check(
     """Check a model (instance, class or zero-argument factory) against the installed Trainer's protocol.
 
     ``args`` is a ``TrainingArguments`` or a dict of its fields (None: Trainer's defaults);
-    ``trainer`` is ``"trainer"`` or ``"seq2seq"``. ``probe=True`` adds the dry-run through the real
-    Trainer on a tiny batch (``sample``: one example as a dict of tensors, or a .pt/.json path), after
-    which the model is bitwise as it was. Without the probe a class or factory is built on the meta device
-    (no weights allocated); an instance is checked as it is, never copied. ``transformers_version``: the
-    verdict for that release instead of the installed one (a forecast: trainer_compat/forecast.py). ``peft``: the
-    adapter config (a LoraConfig or a dict of its fields) the model will get: adds the PEFT rules.
-    ``# trainer-compat: ignore[CODE] reason`` comments on the class line apply, as on the command line.
+    ``trainer`` is ``"trainer"``, ``"seq2seq"`` or ``"sft"`` (TRL's SFTTrainer, with ``args`` as SFTConfig
+    fields). ``probe=True`` adds the dry-run through the real Trainer on a tiny batch (``sample``: one example
+    as a dict of tensors, or a .pt/.json path), after which the model is bitwise as it was. Without the probe a
+    class or factory is built on the meta device (no weights allocated); an instance is checked as it is, never
+    copied. ``transformers_version``: the verdict for that release instead of the installed one (a forecast:
+    trainer_compat/forecast.py). ``peft``: the adapter config (a LoraConfig or a dict of its fields) the model
+    will get: adds the PEFT rules. ``# trainer-compat: ignore[CODE] reason`` comments on the class line apply,
+    as on the command line.
     """
     setup = build_setup(args, trainer)
     subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs, meta=not probe)

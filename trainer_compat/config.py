@@ -3,7 +3,7 @@
     [tool.trainer-compat]
     targets = ["my_project.models:Wrapper", "src/reward.py:RewardModel"]
     args = "train_args.yaml"            # or an inline table of TrainingArguments fields
-    trainer = "trainer"                 # or "seq2seq"
+    trainer = "trainer"                 # or "seq2seq", or "sft" (TRL's SFTTrainer)
     select = ["ALL"]
     ignore = ["TC104"]
     fail-on = "error"                   # or "warning"

@@ -49,6 +49,7 @@ class TrainingSetup:
     trainer: str
     features: frozenset[Feature]
     deepspeed_config: Mapping[str, Any] | None = None
+    requested: Mapping[str, Any] | None = None  # the fields as given (a dict or file), before transformers resolves them
 
     def has(self, feature: Feature) -> bool:
         return feature in self.features
@@ -101,16 +102,17 @@ def build_setup(args: Any = None, trainer: str = "trainer") -> TrainingSetup:
     """Validate ``args`` (a TrainingArguments, a dict of its fields, or None) into a TrainingSetup."""
     if trainer not in TRAINER_KINDS:
         raise UsageError(f"--trainer: unknown trainer kind {trainer!r} (choose from {', '.join(TRAINER_KINDS)})")
-    deepspeed_config = None
+    deepspeed_config = requested = None
     if args is None or isinstance(args, Mapping):
         fields = dict(args or {})
+        requested = dict(fields)
         deepspeed_config = _pop_deepspeed(fields)
         with _environment_kept():  # 4.x TrainingArguments exports its FSDP settings (ACCELERATE_USE_FSDP=true)
             args = _construct(fields, trainer)
     else:
         deepspeed_config = _deepspeed_dict(getattr(args, "deepspeed", None))
     return TrainingSetup(args=args, trainer=trainer, features=_features(args, deepspeed_config),
-                         deepspeed_config=deepspeed_config)
+                         deepspeed_config=deepspeed_config, requested=requested)
 
 
 @contextlib.contextmanager

@@ -88,9 +88,13 @@ class ColumnsDropped(Rule):
     silent = (Example(EXPLICIT_WRAPPER), Example(KWARGS_WRAPPER, args={"remove_unused_columns": False}))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
+        from trainer_compat.rules.trl import sft_keeps_fixed_columns
+
         view = ForwardView.of(ctx.subject)
         if view.bound is None or ctx.subject.is_pretrained or _is_pretrained(inspected_module(ctx.subject)):
             return
+        if sft_keeps_fixed_columns(ctx):
+            return  # SFTTrainer keeps its own column list, not the forward's
         named = view.keyword_params
         cls = type(inspected_module(ctx.subject)).__name__ if ctx.subject.instance is not None \
             else ctx.subject.cls.__name__
@@ -196,8 +200,10 @@ class LossKwargsIgnored(Rule):
               Example(NORMALISING_WRAPPER, args={"gradient_accumulation_steps": 2}))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        if not ctx.has(Feature.GRAD_ACCUM):
-            return
+        from trainer_compat.rules.trl import sft_computes_the_loss
+
+        if not ctx.has(Feature.GRAD_ACCUM) or sft_computes_the_loss(ctx):
+            return  # SFTTrainer's own head normalises by num_items_in_batch
         decision = loss_kwargs_decision(ctx.subject, ctx.version)
         steps = ctx.setup.gradient_accumulation_steps
         site = resolve(_LOSS_KWARGS_SITE)

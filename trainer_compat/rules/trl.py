@@ -75,6 +75,20 @@ def _head_patched(ctx: Context) -> Version | None:
     return trl if replaces_forward(trl, getattr(ctx.setup.args, "loss_type", None)) else None
 
 
+def sft_keeps_fixed_columns(ctx: Context) -> bool:
+    """SFTTrainer keeps its own column list (input_ids, labels, seq_lengths, ...) whatever the forward declares."""
+    if ctx.setup.trainer != "sft" or installed_trl() is None:
+        return False
+    from trl import SFTTrainer
+
+    return "_set_signature_columns_if_needed" in vars(SFTTrainer)
+
+
+def sft_computes_the_loss(ctx: Context) -> bool:
+    """SFTTrainer replaces model.forward with its own LM head and loss, normalised by num_items_in_batch."""
+    return _head_patched(ctx) is not None
+
+
 def _patch_site() -> Location | None:
     return (trl_site("trl.trainer.utils", r"model\.forward = types\.MethodType\(_fused_forward")
             or trl_site("trl.trainer.sft_trainer", r"model\.forward = types\.MethodType\(_chunked_ce_forward"))
