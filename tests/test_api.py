@@ -95,3 +95,10 @@ def test_the_pytest_fixture_does_not_suppress_twice():
     codes = {f.rule for f in Checker().check(SuppressedWrapper(), args={"label_smoothing_factor": 0.1}).findings}
     assert codes == {f.rule for f in trainer_compat.check(SuppressedWrapper(),
                                                           args={"label_smoothing_factor": 0.1}).findings}
+
+
+def test_the_arguments_dict_is_left_as_it_was_given():
+    """transformers 4.x fills a given fsdp_config dict in place; the check must not hand that on to the caller."""
+    args = {"fsdp": "full_shard auto_wrap", "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}}
+    trainer_compat.check(Wrapper(), args=args)
+    assert args == {"fsdp": "full_shard auto_wrap", "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}}

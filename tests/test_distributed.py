@@ -4,6 +4,7 @@ DDP on a single-process gloo group, transformers' from_pretrained under ZeRO-3 a
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import socket
@@ -70,7 +71,7 @@ def _plugin(fields: dict):
     from transformers import TrainingArguments
 
     with _environment_kept():
-        args = TrainingArguments(output_dir=tempfile.mkdtemp(), report_to="none", **fields)
+        args = TrainingArguments(output_dir=tempfile.mkdtemp(), report_to="none", **copy.deepcopy(fields))
         plugin_args = getattr(args, "fsdp_plugin_args", None)
         # sync_module_states needs an accelerator device to broadcast from; it plays no part in the wrap policy
         if plugin_args:

@@ -8,6 +8,7 @@ as transformers reports them.
 from __future__ import annotations
 
 import contextlib
+import copy
 import enum
 import json
 import tempfile
@@ -49,7 +50,7 @@ class TrainingSetup:
     trainer: str
     features: frozenset[Feature]
     deepspeed_config: Mapping[str, Any] | None = None
-    requested: Mapping[str, Any] | None = None  # the fields as given (a dict or file), before transformers resolves them
+    requested: Mapping[str, Any] | None = None  # the fields as given, before transformers resolves them
 
     def has(self, feature: Feature) -> bool:
         return feature in self.features
@@ -104,8 +105,8 @@ def build_setup(args: Any = None, trainer: str = "trainer") -> TrainingSetup:
         raise UsageError(f"--trainer: unknown trainer kind {trainer!r} (choose from {', '.join(TRAINER_KINDS)})")
     deepspeed_config = requested = None
     if args is None or isinstance(args, Mapping):
-        fields = dict(args or {})
-        requested = dict(fields)
+        fields = copy.deepcopy(dict(args or {}))  # TrainingArguments updates nested dicts (fsdp_config) in place
+        requested = copy.deepcopy(fields)
         deepspeed_config = _pop_deepspeed(fields)
         with _environment_kept():  # 4.x TrainingArguments exports its FSDP settings (ACCELERATE_USE_FSDP=true)
             args = _construct(fields, trainer)
