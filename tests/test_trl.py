@@ -14,6 +14,7 @@ import torch
 
 import trainer_compat
 from trainer_compat.cli import main
+from trainer_compat.versions import installed_transformers
 from trainer_compat.rules import trl as rules
 from trainer_compat.rules.trl import (SftForwardBypassed, SftForwardUseCache, SftFusedLmHead, SftInitMembers,
                                       installed_trl)
@@ -206,7 +207,6 @@ def test_trainer_forward_rules_follow_what_sft_trainer_really_does(tmp_path) -> 
     from trainer_compat.features import build_setup
     from trainer_compat.rules.base import Context, Example
     from trainer_compat.subject import Subject
-    from trainer_compat.versions import installed_transformers
 
     assert "def forward(self, **kwargs)" in _DROPPING
     Model = Example(_DROPPING).load(tmp_path)
@@ -220,3 +220,33 @@ def test_trainer_forward_rules_follow_what_sft_trainer_really_does(tmp_path) -> 
             _train(Model(), tmp_path, args)
     else:
         assert math.isfinite(_train(Model(), tmp_path, args))
+
+
+def test_patch_gives_a_wrapper_what_sft_trainer_init_reads(tmp_path) -> None:
+    """TC1101: the shims delegate config, generation_config and add_model_tags; the real SFTTrainer() is then
+    built. `base_model` is left to the user (TC1102): exposing it makes TRL's head bypass the forward (TC1103)."""
+    from trainer_compat.shims import patch, unpatch
+
+    example = SftInitMembers.fires[0]
+    if installed_transformers() not in example.versions or installed_trl() < rules.TAGS_TRL:
+        pytest.skip("this TRL reads none of them unguarded")
+    model = example.load(tmp_path)()
+    assert "TC1101" in {f.rule for f in trainer_compat.check(model, trainer="sft").findings}
+    with pytest.raises(AttributeError):
+        _build(model, tmp_path)
+    result = patch(model, trainer="sft")
+    try:
+        assert {"config", "generation_config", "add_model_tags"} <= set(result.applied)
+        assert "TC1101" not in {f.rule for f in trainer_compat.check(model, trainer="sft").findings}
+        _build(model, tmp_path)
+    finally:
+        unpatch(model)
+
+
+def _build(model: torch.nn.Module, tmp_path) -> None:
+    fields = dict(output_dir=str(tmp_path / "out"), max_steps=1, report_to="none", save_strategy="no", bf16=False,
+                  use_cpu=True, disable_tqdm=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trl.SFTTrainer(model=model, args=trl.SFTConfig(**fields), processing_class=_tokenizer(),
+                       train_dataset=datasets.Dataset.from_dict({"input_ids": IDS.tolist()}))

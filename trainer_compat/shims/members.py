@@ -111,6 +111,10 @@ def _lm_members(plan: Plan) -> dict[str, Any]:
         def prepare_inputs_for_generation(self, *args, **kwargs):
             return resolve(self, lm).prepare_inputs_for_generation(*args, **kwargs)
         out["prepare_inputs_for_generation"] = prepare_inputs_for_generation
+    if plan.model_tags:
+        def add_model_tags(self, tags):
+            resolve(self, lm).add_model_tags(tags)
+        out["add_model_tags"] = add_model_tags
     if plan.embeddings:
         def get_input_embeddings(self):
             return resolve(self, lm).get_input_embeddings()
