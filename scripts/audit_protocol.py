@@ -2,8 +2,8 @@
 
     python scripts/audit_protocol.py [--src DIR | --download VERSIONS|all] [--write] [--check]
 
-For each release it lists every access to the model in trainer.py, trainer_seq2seq.py and trainer_optimizer.py (by AST, see
-trainer_compat/protocol/audit.py) and fails (exit 1) on:
+For each release it lists every access to the model in trainer.py, trainer_seq2seq.py and trainer_optimizer.py
+(by AST, see trainer_compat/protocol/audit.py) and fails (exit 1) on:
 
 * an access whose member protocol/accesses.json does not classify (``file:line member (kind) in function``);
 * a ``requirement`` entry of accesses.json that no REQUIREMENTS entry or rule Site covers;

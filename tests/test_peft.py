@@ -10,7 +10,8 @@ import torch
 
 import trainer_compat
 from trainer_compat.cli import main
-from trainer_compat.rules.peft import PeftForwardKwargs, PeftNestedInWrapper, PeftTargetModulesUnknown, PeftTaskNeedsGeneration
+from trainer_compat.rules.peft import (PeftForwardKwargs, PeftNestedInWrapper, PeftTargetModulesUnknown,
+                                       PeftTaskNeedsGeneration)
 
 peft = pytest.importorskip("peft", reason="the PEFT rules are tested against real peft")
 

@@ -133,7 +133,8 @@ def _config_state(model: nn.Module) -> dict[str, Any] | None:
     for name, module in model.named_modules():
         config = module.__dict__.get("config")
         if config is not None and hasattr(config, "__dict__"):
-            configs[name] = {k: v for k, v in vars(config).items() if isinstance(v, (bool, int, float, str, type(None)))}
+            configs[name] = {k: v for k, v in vars(config).items()
+                             if isinstance(v, (bool, int, float, str, type(None)))}
     return configs or None
 
 

@@ -88,7 +88,8 @@ def _touches_flag(node: ast.AST, ctx: type) -> bool:
         if isinstance(n, ast.Attribute) and n.attr == "gradient_checkpointing" and isinstance(n.ctx, ctx):
             return True
         if isinstance(n, ast.Call) and getattr(n.func, "id", "") == ("getattr" if ctx is ast.Load else "setattr") \
-                and len(n.args) > 1 and isinstance(n.args[1], ast.Constant) and n.args[1].value == "gradient_checkpointing":
+                and len(n.args) > 1 and isinstance(n.args[1], ast.Constant) \
+                and n.args[1].value == "gradient_checkpointing":
             return True
     return False
 

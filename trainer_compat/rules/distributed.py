@@ -159,7 +159,8 @@ class FsdpNoSplitModules(Rule):
     fires = (Example(EXPLICIT_WRAPPER, args=_FSDP),
              Example(_with_init("        self._no_split_modules = ['LlamaDecoderLayer']\n"), args=_FSDP))
     silent = (Example(_with_init("        self._no_split_modules = self.model._no_split_modules\n"), args=_FSDP),
-              Example(EXPLICIT_WRAPPER, args={**_FSDP, "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}}),
+              Example(EXPLICIT_WRAPPER,
+                      args={**_FSDP, "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}}),
               Example(EXPLICIT_WRAPPER))
 
     def check(self, ctx: Context) -> Iterator[Finding]:

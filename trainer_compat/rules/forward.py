@@ -182,7 +182,8 @@ class LossKwargsIgnored(Rule):
         "`self.loss_function`, such as T5 in 5.x) trains with a loss and gradients `gradient_accumulation_steps` "
         "times too large, silently (for batches that carry `labels`). Before " + ACCUMULATION_DIVIDED + ", Trainer "
         "never divides: every model that receives no `num_items_in_batch` gets gradients that many times too "
-        "large, while the logged loss looks right. Declare `accepts_loss_kwargs = False`, or pass `**kwargs` on to a model that uses them."
+        "large, while the logged loss looks right. Declare `accepts_loss_kwargs = False`, or pass `**kwargs` on to "
+        "a model that uses them."
     )
     fires = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 2},
                      versions=VersionRange(since=LOSS_KWARGS_ANY_VAR_KEYWORD)),
@@ -233,7 +234,8 @@ class LossKwargsIgnored(Rule):
                  f"so loss and gradients are {steps}x too large",
             severity=Severity.ERROR if used is False else Severity.WARNING, member="forward",
             feature=Feature.GRAD_ACCUM, call_site=site, location=_forward_location(ctx, view),
-            fix=f"declare `accepts_loss_kwargs = False` on the wrapper class (transformers {ACCEPTS_LOSS_KWARGS_ATTR}+), "
+            fix=f"declare `accepts_loss_kwargs = False` on the wrapper class "
+                f"(transformers {ACCEPTS_LOSS_KWARGS_ATTR}+), "
                 "or pass **kwargs on to an inner model whose loss uses num_items_in_batch")
 
 

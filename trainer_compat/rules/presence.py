@@ -115,7 +115,8 @@ class IncompatibleSignature(Rule):
     fires = (Example(_WRAPPER.replace(
         "    def forward",
         "    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):\n"
-        "        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)\n"
+        "        self.model.gradient_checkpointing_enable("
+        "gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)\n"
         "\n    def forward"), args={"gradient_checkpointing": True}, versions=VersionRange(since=EVERY_N_LAYERS)),
              Example(_WRAPPER.replace(
                  "    def forward",

@@ -55,7 +55,8 @@ class Model(nn.Module):
 """
 _CHECKPOINTING = {"gradient_checkpointing": True}
 _NO_CACHE_SHIM = EXPLICIT_WRAPPER.replace(
-    "    def forward", SWALLOWING_SHIM.replace("self.model.gradient_checkpointing_enable(", "self.model.no_such_method(")
+    "    def forward",
+    SWALLOWING_SHIM.replace("self.model.gradient_checkpointing_enable(", "self.model.no_such_method(")
     + "    def forward")
 
 
