@@ -91,8 +91,8 @@ class ConfigContract(Rule):
 
     def _deepspeed(self, ctx: Context, config: Any) -> Iterator[Finding]:
         keys = _auto_hidden_size_keys(ctx.setup.deepspeed_config) if ctx.has(Feature.DEEPSPEED) else []
-        if not keys or any(hasattr(config, a) for a in ("hidden_size", "hidden_sizes")):
-            return
+        if not keys or _has_hidden_size(config) or _has_hidden_size(getattr(config, "text_config", None)):
+            return  # trainer_config_finalize falls back to config.text_config.hidden_size(s)
         site = resolve(_DEEPSPEED_SITE)
         what = "has no `config`" if config is None else "has a config without hidden_size / hidden_sizes"
         yield self.finding(
@@ -100,6 +100,10 @@ class ConfigContract(Rule):
                  "which Trainer fills from config.hidden_size: it raises ValueError before training",
             member="config", feature=Feature.DEEPSPEED, call_site=site,
             fix="set the bucket sizes to numbers in the DeepSpeed config, or expose a config with hidden_size")
+
+
+def _has_hidden_size(config: Any) -> bool:
+    return config is not None and any(hasattr(config, a) for a in ("hidden_size", "hidden_sizes"))
 
 
 def _accepts_setattr(config: Any) -> bool:
