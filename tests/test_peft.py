@@ -11,11 +11,12 @@ import torch
 import trainer_compat
 from trainer_compat.cli import main
 from trainer_compat.rules.peft import (PeftForwardKwargs, PeftNestedInWrapper, PeftTargetModulesUnknown,
-                                       PeftTaskNeedsGeneration)
+                                       PeftTaskNeedsGeneration, PeftTaskReadsConfig)
 
 peft = pytest.importorskip("peft", reason="the PEFT rules are tested against real peft")
 
-EXPECTED = {PeftTaskNeedsGeneration: AttributeError, PeftForwardKwargs: TypeError, PeftTargetModulesUnknown: ValueError}
+EXPECTED = {PeftTaskNeedsGeneration: AttributeError, PeftForwardKwargs: TypeError, PeftTargetModulesUnknown: ValueError,
+            PeftTaskReadsConfig: AttributeError}
 
 
 def _adapt_and_step(model: torch.nn.Module, config: dict) -> None:
@@ -121,3 +122,45 @@ def test_tc403_with_an_adapter_to_come_agrees_with_real_peft_and_trainer(kind, t
             _adapted_checkpointed_step(model(), example.peft, tmp_path)
     else:
         _adapted_checkpointed_step(model(), example.peft, tmp_path)
+
+
+_SEQ2SEQ_WRAPPER = """
+import torch.nn as nn
+from trainer_compat.testing import tiny_seq2seq
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = tiny_seq2seq()
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def prepare_inputs_for_generation(self, *args, **kwargs):
+        return self.model.prepare_inputs_for_generation(*args, **kwargs)
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+"""
+
+
+def test_a_seq2seq_adapter_needs_what_the_installed_peft_reads(tmp_path) -> None:
+    """PeftModelForSeq2SeqLM.__init__ also read `_prepare_encoder_decoder_kwargs_for_generation` up to peft 0.1x:
+    TC1001 names it exactly where the installed peft does, and get_peft_model fails exactly there."""
+    from trainer_compat.rules.base import Example
+    from trainer_compat.rules.peft import _generation_members
+
+    config = {"r": 2, "target_modules": ["q", "v"], "task_type": "SEQ_2_SEQ_LM"}
+    model = Example(_SEQ2SEQ_WRAPPER, peft=config).load(tmp_path)
+    reads = "_prepare_encoder_decoder_kwargs_for_generation" in dict(_generation_members("SEQ_2_SEQ_LM"))
+    report = trainer_compat.check(model, peft=config)
+    assert ("_prepare_encoder_decoder_kwargs_for_generation" in {f.member for f in report.findings
+                                                                  if f.rule == "TC1001"}) == reads
+    if reads:
+        with pytest.raises(AttributeError, match="_prepare_encoder_decoder_kwargs_for_generation"):
+            peft.get_peft_model(model(), peft.LoraConfig(**config))
+    else:
+        ids = torch.randint(2, 100, (2, 6))
+        adapted = peft.get_peft_model(model(), peft.LoraConfig(**config))
+        adapted(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss.backward()

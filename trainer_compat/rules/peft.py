@@ -116,17 +116,59 @@ class PeftTaskNeedsGeneration(Rule):
         config = current()
         if not config or _task(config) not in GENERATIVE:
             return
-        info = ctx.subject.member("prepare_inputs_for_generation")
-        if info.provenance is not Provenance.MISSING:
+        for member, site in _generation_members(_task(config)):
+            if ctx.subject.member(member).provenance is not Provenance.MISSING:
+                continue
+            yield self.finding(
+                ctx, f"{ctx.subject.cls.__name__} has no `{member}`; with task_type={_task(config)}, get_peft_model "
+                     f"builds a PeftModel that reads it in __init__{' (' + str(site) + ')' if site else ''}: "
+                     "get_peft_model raises AttributeError",
+                member=member, feature="peft", call_site=site,
+                fix=f"delegate it: `def {member}(self, *args, **kwargs): return self.model.{member}(*args, "
+                    "**kwargs)`, or leave task_type unset")
+
+
+def _generation_members(task: str) -> list[tuple[str, Location | None]]:
+    """What the installed peft's task model reads of the base model in __init__ (the seq2seq one also read
+    `_prepare_encoder_decoder_kwargs_for_generation` up to peft 0.1x)."""
+    found = [("prepare_inputs_for_generation",
+              peft_site("peft.peft_model", r"base_model_prepare_inputs_for_generation = self\.base_model\."))]
+    if task == "SEQ_2_SEQ_LM":
+        site = peft_site("peft.peft_model", r"^\s+self\.base_model\._prepare_encoder_decoder_kwargs_for_generation$")
+        if site is not None:
+            found.append(("_prepare_encoder_decoder_kwargs_for_generation", site))
+    return found
+
+
+class PeftTaskReadsConfig(Rule):
+    code = "TC1005"
+    name = "peft-task-reads-config"
+    severity = Severity.ERROR
+    summary = "A CAUSAL_LM adapter reads `config.model_type` of the base model at every step."
+    explanation = (
+        "PeftModelForCausalLM.forward starts with `if self.base_model.config.model_type == \"mpt\"` (LoRA and the "
+        "other non-prompt adapters), and PeftModel reads `config` in several other places. A wrapper without "
+        "`config` builds, then raises AttributeError at the first training step. Expose the inner model's "
+        "config, or leave `task_type` unset (a plain PeftModel never reads it in forward)."
+    )
+    fires = (Example(wrapper(_PREPARE, kwargs=True), peft={**_LORA, "task_type": "CAUSAL_LM"}),)
+    silent = (Example(wrapper(_CONFIG + _PREPARE, kwargs=True), peft={**_LORA, "task_type": "CAUSAL_LM"}),
+              Example(wrapper(kwargs=True), peft=_LORA))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        config = current()
+        if not config or _task(config) != "CAUSAL_LM" or config.get("num_virtual_tokens"):
             return
-        site = peft_site("peft.peft_model", r"base_model_prepare_inputs_for_generation = self\.base_model\.")
+        if ctx.subject.member("config").provenance is not Provenance.MISSING:
+            return
+        site = peft_site("peft.peft_model", r"if self\.base_model\.config\.model_type == \"mpt\":")
         yield self.finding(
-            ctx, f"{ctx.subject.cls.__name__} has no `prepare_inputs_for_generation`; with task_type="
-                 f"{_task(config)}, get_peft_model builds a PeftModel that reads it in __init__"
-                 f"{' (' + str(site) + ')' if site else ''}: get_peft_model raises AttributeError",
-            member="prepare_inputs_for_generation", feature="peft", call_site=site,
-            fix="delegate it: `def prepare_inputs_for_generation(self, *args, **kwargs): return "
-                "self.model.prepare_inputs_for_generation(*args, **kwargs)`, or leave task_type unset")
+            ctx, f"{ctx.subject.cls.__name__} has no `config`; PeftModelForCausalLM.forward reads "
+                 f"`base_model.config.model_type`{' (' + str(site) + ')' if site else ''} at every call: the "
+                 "first training step raises AttributeError",
+            member="config", feature="peft", call_site=site,
+            fix="expose the inner model's config: `@property def config(self): return self.model.config`, "
+                "or leave task_type unset")
 
 
 def _forward_rejects(ctx: Context, names: tuple[str, ...]) -> list[str]:
