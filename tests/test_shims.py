@@ -222,3 +222,35 @@ def test_patch_lets_a_causal_lm_adapter_build_and_train():
     ids = torch.randint(1, 50, (2, 8))
     adapted(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss.backward()
     assert all(p.grad is not None for n, p in adapted.named_parameters() if "lora_B" in n)
+
+
+def test_a_peft_model_is_patched_through_its_base_model(tmp_path):
+    """get_peft_model(wrapper) reaches the wrapper's members through PeftModel.__getattr__: patching the base
+    model gives the PeftModel what Trainer calls, and the real Trainer then checkpoints (probe: recomputation)."""
+    peft = pytest.importorskip("peft")
+    adapted = peft.get_peft_model(ExplicitWrapper(), peft.LoraConfig(r=2, target_modules=["c_attn"]))
+    result = patch(adapted, args=SEED_GC)
+    try:
+        assert "gradient_checkpointing_enable" in result.applied and "get_base_model()" in str(result)
+        assert "TC001" in {f.rule for f in result.before.findings}
+        assert "TC001" not in {f.rule for f in result.after.findings}
+        assert is_patched(adapted.get_base_model()) and type(adapted).__name__ == "PeftModel"
+        assert _recomputed(adapted, SEED_GC)
+    finally:
+        unpatch(adapted)
+    assert not is_patched(adapted.get_base_model())
+
+
+def test_a_compiled_model_is_patched_through_the_module_it_compiles():
+    compiled = torch.compile(ExplicitWrapper())
+    result = patch(compiled, args=SEED_GC)
+    try:
+        assert "_orig_mod" in str(result) and is_patched(compiled._orig_mod)
+        assert "TC001" not in {f.rule for f in result.after.findings}
+        assert callable(compiled.gradient_checkpointing_enable)  # what Trainer finds on the compiled model
+    finally:
+        unpatch(compiled)
+    assert not is_patched(compiled._orig_mod)
+
+
+SEED_GC = {"gradient_checkpointing": True}

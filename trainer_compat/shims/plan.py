@@ -67,6 +67,7 @@ class Notes:
     undelegable: dict[str, str] = field(default_factory=dict)  # member -> why, and the code to write
     ambiguous: list[str] = field(default_factory=list)
     delegates: Delegates | None = None
+    inside: str | None = None  # the module patched instead of the one given (a PeftModel's or compiled base)
 
 
 def make_plan(model: nn.Module, original: type, delegate_to: str | None = None) -> tuple[Plan, Notes]:

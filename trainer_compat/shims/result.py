@@ -78,6 +78,8 @@ class PatchResult:
         name = self.before.target
         lines = [f"{name}: " + ("already patched, nothing changed" if self.unchanged else
                                 "patched" if self.applied else "nothing to delegate")]
+        if self.notes.inside:
+            lines.append(f"  patched inside: {self.notes.inside}, which it reaches through __getattr__")
         lines += [f"  shim {text}" for text in delegates_text(self.plan)]
         lines += [f"  replaced {m}: {why}" for m, why in self.replaced.items()]
         if self.notes.ambiguous:

@@ -80,6 +80,9 @@ def patch(model: nn.Module, args: Any = None, delegate_to: str | None = None, *,
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"patch() takes a torch.nn.Module instance, not {type(model).__name__}")
+    inner, path = patch_target(model)
+    if inner is not model:
+        return _patch_inside(model, inner, path, args, delegate_to, trainer=trainer, probe=probe, sample=sample)
     previous = plan_of(model)
     original = original_class(model)
     model.__class__ = original  # decide on the original class, as if it had never been patched
@@ -97,7 +100,34 @@ def patch(model: nn.Module, args: Any = None, delegate_to: str | None = None, *,
                        unchanged=previous == plan)
 
 
+def patch_target(model: nn.Module) -> tuple[nn.Module, str]:
+    """The module whose class gets the shims: a PeftModel's base model, a torch.compile wrapper's module
+    (both reach it through their own ``__getattr__``), else ``model`` itself."""
+    from trainer_compat.forward import unwrap_compiled
+    from trainer_compat.shims.discover import is_peft
+
+    if is_peft(model):
+        return model.get_base_model(), "get_base_model()"
+    inner = unwrap_compiled(model)
+    return (inner, "_orig_mod") if inner is not model else (model, "")
+
+
+def _patch_inside(model: nn.Module, inner: nn.Module, path: str, args: Any, delegate_to: str | None,
+                  **options: Any) -> PatchResult:
+    """Patch the module inside a PeftModel / compiled model; check the outer one, which Trainer gets."""
+    from trainer_compat.checker import check
+
+    trainer = options.pop("trainer")
+    before = check(model, args=args, trainer=trainer)
+    result = patch(inner, args, delegate_to, trainer=trainer)
+    result.notes.inside = f"{type(inner).__name__} ({type(model).__name__}.{path})"
+    after = check(model, args=args, trainer=trainer, **options)
+    return PatchResult(model=model, plan=result.plan, notes=result.notes, before=before, after=after,
+                       unchanged=result.unchanged)
+
+
 def unpatch(model: nn.Module) -> nn.Module:
     """Swap the original class back (a no-op on an unpatched model); returns the model."""
-    model.__class__ = original_class(model)
+    inner, _ = patch_target(model)
+    inner.__class__ = original_class(inner)
     return model
