@@ -182,8 +182,11 @@ class LossKwargsIgnored(Rule):
         "`self.loss_function`, such as T5 in 5.x) trains with a loss and gradients `gradient_accumulation_steps` "
         "times too large, silently (for batches that carry `labels`). Before " + ACCUMULATION_DIVIDED + ", Trainer "
         "never divides: every model that receives no `num_items_in_batch` gets gradients that many times too "
-        "large, while the logged loss looks right. Declare `accepts_loss_kwargs = False`, or pass `**kwargs` on to "
-        "a model that uses them."
+        "large, while the logged loss looks right. What that costs depends on the optimizer: plain SGD takes steps "
+        "that many times larger; Adam/AdamW normalise the gradient's scale away (only epsilon and weight decay "
+        "weigh differently), but gradient clipping (`max_grad_norm`) then cuts at an effectively smaller norm and "
+        "the logged grad_norm is inflated. Declare `accepts_loss_kwargs = False`, or pass `**kwargs` on to a model "
+        "that uses them."
     )
     fires = (Example(DROPPING_WRAPPER, args={"gradient_accumulation_steps": 2},
                      versions=VersionRange(since=LOSS_KWARGS_ANY_VAR_KEYWORD)),
