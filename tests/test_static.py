@@ -62,3 +62,42 @@ def test_a_base_from_outside_torch_and_transformers_makes_members_unknown(capsys
     assert [f["severity"] for f in known["findings"] if f["rule"] == "TC001"] == ["error"]
     assert any("base Base was not imported" in note for note in model["skipped"])
     assert any("helper = Base.make() was not evaluated" in note for note in model["skipped"])
+
+
+_BASE = ("import os\nimport torch.nn as nn\nopen(os.environ['TC_HOSTILE_MARKER'], 'w').close()  # never runs\n\n"
+         "class Base(nn.Module):\n    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None,"
+         " **kwargs):\n        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_"
+         "checkpointing_kwargs)\n\n    def forward(self, input_ids, attention_mask=None, labels=None):\n"
+         "        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)\n")
+
+
+@pytest.mark.parametrize("import_line", ["from pkg.base import Base", "from .base import Base"])
+def test_a_base_in_another_file_of_the_project_is_read_not_imported(capsys, tmp_path, monkeypatch, import_line):
+    marker = tmp_path / "imported"
+    monkeypatch.setenv("TC_HOSTILE_MARKER", str(marker))
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(_BASE.split("\n\n")[0] + "\n", encoding="utf-8")
+    (package / "base.py").write_text(_BASE, encoding="utf-8")
+    (package / "model.py").write_text(f"{import_line}\n\n\nclass Model(Base):\n    main_input_name = 'input_ids'\n",
+                                      encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = f"{package / 'model.py'}:Model"
+    code, results = _results(capsys, target, "--static")
+    rules = {f["rule"]: f for f in results[target]["findings"]}
+    assert "TC001" not in rules  # gradient_checkpointing_enable comes from Base, in pkg/base.py
+    assert "TC201" in rules  # config: known to be missing (an unknown base would make it unknown: no finding)
+    assert not any("was not imported" in note for note in results[target]["skipped"])
+    assert not marker.exists()
+
+
+def test_a_base_whose_own_base_is_unknown_stays_unknown(capsys, tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "base.py").write_text("from my_company.models import Deep\n\nclass Base(Deep):\n    pass\n",
+                                     encoding="utf-8")
+    (package / "model.py").write_text("from .base import Base\n\nclass Model(Base):\n    pass\n", encoding="utf-8")
+    target = f"{package / 'model.py'}:Model"
+    code, results = _results(capsys, target, "--static")
+    assert "error" not in [f["severity"] for f in results[target]["findings"] if f["rule"] == "TC001"]
+    assert any("base Deep was not imported" in note for note in results[target]["skipped"])

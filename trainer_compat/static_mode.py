@@ -3,7 +3,8 @@
 The class is read with ``ast`` and rebuilt as a stand-in: the same name, the same methods with the same
 parameters (defaults and annotations dropped, bodies empty, code objects pointing at the real file and
 lines, so every rule that reads a method's source reads the real one), literal class attributes, and the
-bases that are the file's own classes or come from torch / transformers / peft. The class-level rules then
+bases that are the file's own classes, classes of other files of the project (``from pkg.base import Base``,
+``from .base import Base``: read the same way, never imported), or come from torch / transformers / peft. The class-level rules then
 run on it unchanged; the report lists what could not be known without building the model.
 """
 
@@ -52,7 +53,7 @@ def static_subject(spec: str) -> StaticSubject:
     except (SyntaxError, ValueError) as exc:
         where = f"{path}:{exc.lineno}" if isinstance(exc, SyntaxError) and exc.lineno else str(path)
         raise TargetError(spec, f"syntax error in {where}: {getattr(exc, 'msg', exc)}") from exc
-    builder = _Builder(path, tree)
+    builder = _Builder(path, tree, {})
     node = builder.classes.get(name)
     if node is None:
         kind = "a function" if name in builder.functions else "not a top-level class"
@@ -103,11 +104,14 @@ def _source_path(spec: str, module_part: str) -> Path:
 class _Builder:
     """Stand-in classes for the classes of one file."""
 
-    def __init__(self, path: Path, tree: ast.Module) -> None:
+    def __init__(self, path: Path, tree: ast.Module, project: dict[Path, _Builder]) -> None:
         self.path = path
+        self.project = project  # the builders of every file read so far (a base's file is read once)
+        project[path.resolve()] = self
         self.classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
         self.functions = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         self.imports = _imports(tree)
+        self.relative = _relative_imports(tree)
         self.built: dict[str, type] = {}
         self.unknown_bases: dict[str, list[str]] = {}
         self.unevaluated: dict[str, list[str]] = {}
@@ -152,10 +156,47 @@ class _Builder:
         value = _resolve(expr, self.imports)
         if isinstance(value, type):
             return value
+        found = self._project_base(expr)
+        if found is not None:
+            builder, name = found
+            cls = builder.build(name, seen)
+            if builder.has_unknown_bases(name):
+                self.unknown_bases.setdefault(node.name, []).append(f"{ast.unparse(expr)}'s bases")
+            self.notes.extend(n for n in builder.notes if n not in self.notes)
+            return cls
         text = ast.unparse(expr)
         self.unknown_bases.setdefault(node.name, []).append(text)
         self._note(f"{node.name}'s base {text} was not imported: what it defines is unknown")
         return None
+
+    def _project_base(self, expr: ast.expr) -> tuple[_Builder, str] | None:
+        """A base class imported from another file of the user's project: that file's builder and the class
+        name, read from its source like the target's (never imported)."""
+        if not isinstance(expr, ast.Name):
+            return None
+        if expr.id in self.relative:
+            level, module, name = self.relative[expr.id]
+            directory = self.path.parent
+            for _ in range(level - 1):
+                directory = directory.parent
+            path = _module_file(module, [directory]) if module else directory / "__init__.py"
+        elif expr.id in self.imports and "." in self.imports[expr.id]:
+            module, _, name = self.imports[expr.id].rpartition(".")
+            if module.split(".")[0] in _TRUSTED:
+                return None
+            path = _module_file(module, [self.path.parent, Path.cwd(), *map(Path, filter(None, sys.path))])
+        else:
+            return None
+        if path is None or not path.is_file():
+            return None
+        builder = self.project.get(path.resolve())
+        if builder is None:
+            try:
+                tree = ast.parse(path.read_bytes(), filename=str(path))
+            except (SyntaxError, ValueError, OSError):
+                return None
+            builder = _Builder(path, tree, self.project)
+        return (builder, name) if name in builder.classes else None
 
     def _member(self, owner: str, stmt: ast.stmt, namespace: dict[str, Any]) -> None:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -229,6 +270,22 @@ def _imports(tree: ast.Module) -> dict[str, str]:
             for alias in node.names:
                 found[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     return found
+
+
+def _relative_imports(tree: ast.Module) -> dict[str, tuple[int, str, str]]:
+    """Local name -> (level, module, name), for the file's top-level ``from .module import Name``."""
+    return {alias.asname or alias.name: (node.level, node.module or "", alias.name)
+            for node in tree.body if isinstance(node, ast.ImportFrom) and node.level
+            for alias in node.names}
+
+
+def _module_file(module: str, roots: list[Path]) -> Path | None:
+    relative = Path(*module.split("."))
+    for root in roots:
+        for candidate in (root / f"{relative}.py", root / relative / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def _resolve(expr: ast.expr, imports: dict[str, str]) -> Any:
