@@ -120,6 +120,16 @@ def test_missing_no_split_modules_wraps_no_layer(gloo, tmp_path) -> None:
     assert _wrapped_layers(_plugin(example.args), Model()) == 0  # one unit: the whole model
 
 
+@pytest.mark.parametrize(("kind", "index", "units"), [("fires", 2, 2), ("silent", 3, 3)])
+def test_a_partial_list_leaves_the_encoder_layers_in_the_root_unit(gloo, tmp_path, kind, index, units) -> None:
+    """_no_split_modules naming the LM's blocks but not the audio encoder's layer: the real FSDP wraps the two
+    GPT2Blocks only (TC1201 warns); naming both wraps the WhisperEncoderLayer too (silent)."""
+    example = getattr(FsdpNoSplitModules, kind)[index]
+    Model = _load(example, tmp_path)
+    assert ("TC1201" in _codes(Model, args=example.args)) == (kind == "fires")
+    assert _wrapped_layers(_plugin(example.args), Model()) == units
+
+
 @pytest.mark.parametrize("index", [0, 1])
 def test_aggregated_or_explicit_layer_classes_wrap_every_block(gloo, tmp_path, index) -> None:
     example = FsdpNoSplitModules.silent[index]
@@ -330,3 +340,22 @@ def test_inner_model_under_another_name_survives_the_recursive_unwrap(tmp_path) 
     assert "TC1206" not in _codes(Model, args=example.args)
     wrapper = Model()
     assert unwrap_model(wrapper, recursive=True) is wrapper
+
+
+def test_patch_completes_a_partial_list(gloo, tmp_path) -> None:
+    from trainer_compat.rules.base import Example
+    from trainer_compat.shims import patch, unpatch
+
+    source = FsdpNoSplitModules.fires[2].code.replace(
+        "        self._no_split_modules = ['GPT2Block']\n", "").replace(
+        "class Model(nn.Module):\n", "class Model(nn.Module):\n    _no_split_modules = ['GPT2Block']\n")
+    example = Example(source, args=FsdpNoSplitModules.fires[2].args)
+    model = _load(example, tmp_path)()
+    assert "TC1201" in _codes(model, args=example.args)
+    patch(model)
+    try:
+        assert model._no_split_modules == ["GPT2Block", "WhisperEncoderLayer"]
+        assert "TC1201" not in _codes(model, args=example.args)
+        assert _wrapped_layers(_plugin(example.args), model) == 3
+    finally:
+        unpatch(model)

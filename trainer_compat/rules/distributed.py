@@ -142,6 +142,13 @@ def _with_init(extra: str) -> str:
                                     "        self.model = tiny_causal_lm(tie=False)\n" + extra)
 
 
+def _with_encoder(no_split: str) -> str:
+    """An audio encoder beside the LM, as in multimodal wrappers; both declare their layer classes."""
+    return _with_init("        from trainer_compat.testing import tiny_audio_encoder\n"
+                      "        self.audio_tower = tiny_audio_encoder()\n"
+                      f"        self._no_split_modules = {no_split}\n")
+
+
 class FsdpNoSplitModules(Rule):
     code = "TC1201"
     name = "fsdp-no-split-modules"
@@ -157,11 +164,13 @@ class FsdpNoSplitModules(Rule):
         "their layer classes. Aggregate them on the wrapper."
     )
     fires = (Example(EXPLICIT_WRAPPER, args=_FSDP),
-             Example(_with_init("        self._no_split_modules = ['LlamaDecoderLayer']\n"), args=_FSDP))
+             Example(_with_init("        self._no_split_modules = ['LlamaDecoderLayer']\n"), args=_FSDP),
+             Example(_with_encoder("['GPT2Block']"), args=_FSDP))
     silent = (Example(_with_init("        self._no_split_modules = self.model._no_split_modules\n"), args=_FSDP),
               Example(EXPLICIT_WRAPPER,
                       args={**_FSDP, "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}}),
-              Example(EXPLICIT_WRAPPER))
+              Example(EXPLICIT_WRAPPER),
+              Example(_with_encoder("['GPT2Block', 'WhisperEncoderLayer']"), args=_FSDP))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         plan = fsdp_plan(ctx.setup.args) if ctx.has(Feature.FSDP) else None
@@ -183,6 +192,8 @@ class FsdpNoSplitModules(Rule):
                 fix=f"name classes of the model: {suggestion} on {name}, or fsdp_config "
                     f"transformer_layer_cls_to_wrap={known!r}")
             return
+        if names and known and source.endswith("._no_split_modules"):
+            yield from self._partial(ctx, names, known)
         if names or not known:
             return
         what = "has no `_no_split_modules`" if names is None else "has `_no_split_modules = []`"
@@ -193,6 +204,19 @@ class FsdpNoSplitModules(Rule):
             severity=Severity.WARNING, member="_no_split_modules", feature=Feature.FSDP,
             fix=f"aggregate the children's layer classes on the wrapper: {suggestion}, or set fsdp_config "
                 f"transformer_layer_cls_to_wrap={known!r}")
+
+
+    def _partial(self, ctx: Context, names: list[str], known: list[str]) -> Iterator[Finding]:
+        left = [n for n in known if n not in names]
+        if not left:
+            return
+        name = ctx.subject.cls.__name__
+        yield self.finding(
+            ctx, f"{name}._no_split_modules names {_shown(names)} but not {_shown(left)}, which its submodules "
+                 "also declare: those layers get no FSDP unit of their own and stay in the root unit, all-gathered "
+                 "at once with the rest of it",
+            severity=Severity.WARNING, member="_no_split_modules", feature=Feature.FSDP,
+            fix=f"aggregate every sub-model's layer classes: `_no_split_modules = {[*names, *left]!r}`")
 
 
 class FsdpMixedRequiresGrad(Rule):

@@ -228,28 +228,26 @@ def _saving(subject: Subject, model: nn.Module, found: Delegates, notes: Notes) 
 
 
 def _no_split_modules(subject: Subject, model: nn.Module, notes: Notes) -> tuple[str, ...] | None:
-    """The sub-models' layer classes (those really in the tree), when the wrapper declares none, an empty list
-    (a fake answer: FSDP then wraps no layer) or classes that are not in the tree (FSDP raises)."""
+    """The wrapper's own layer classes that exist in the tree, plus every sub-model's (TC1201): when it declares
+    none, an empty list (a fake answer: FSDP then wraps no layer), classes not in the tree (FSDP raises) or only
+    some of the sub-models' (the others stay in the root unit)."""
     from trainer_compat.rules.distributed import known_layer_classes
 
-    known = tuple(known_layer_classes(model))
+    known = known_layer_classes(model)
     own = subject.member("_no_split_modules")
-    if not known or (own.present and own.provenance is not Provenance.BROKEN and _sound(own.value, model)):
+    declared = _listed(own.value) if own.present and own.provenance is not Provenance.BROKEN else []
+    present = {type(m).__name__ for m in model.modules()}
+    wanted = tuple(dict.fromkeys([*(n for n in declared if n in present), *known]))
+    if not known or (declared and set(declared) == set(wanted)):
         return None
     if own.provenance is Provenance.INSTANCE:  # set in __init__: shadows anything the class carries
         notes.undelegable["_no_split_modules"] = (
             f"it is {own.value!r}, set on the instance, which a class-level shim cannot override: "
-            f"write `self._no_split_modules = {list(known)!r}` where it is set")
+            f"write `self._no_split_modules = {list(wanted)!r}` where it is set")
         return None
     if own.present:
-        notes.replaced["_no_split_modules"] = f"it is {own.value!r}; the sub-models name {list(known)!r}"
-    return known
-
-
-def _sound(value: Any, model: nn.Module) -> bool:
-    names = _listed(value)
-    present = {type(m).__name__ for m in model.modules()}
-    return bool(names) and all(n in present for n in names)
+        notes.replaced["_no_split_modules"] = f"it is {own.value!r}; the sub-models name {known!r}"
+    return wanted
 
 
 def _listed(names: Any) -> list[str]:
