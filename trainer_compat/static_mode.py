@@ -4,8 +4,9 @@ The class is read with ``ast`` and rebuilt as a stand-in: the same name, the sam
 parameters (defaults and annotations dropped, bodies empty, code objects pointing at the real file and
 lines, so every rule that reads a method's source reads the real one), literal class attributes, and the
 bases that are the file's own classes, classes of other files of the project (``from pkg.base import Base``,
-``from .base import Base``: read the same way, never imported), or come from torch / transformers / peft. The class-level rules then
-run on it unchanged; the report lists what could not be known without building the model.
+``from .base import Base``: read the same way, never imported), or come from torch / transformers / peft.
+The class-level rules then run on it unchanged; the report lists what could not be known without building
+the model.
 """
 
 from __future__ import annotations
