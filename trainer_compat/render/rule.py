@@ -32,7 +32,7 @@ def _observed(rule: type[Rule], example: Example, directory: Path) -> dict[str, 
 
 def _example(example: Example) -> dict[str, Any]:
     return {"code": example.code.strip("\n"), "args": example.args, "trainer": example.trainer,
-            "transformers": str(example.versions), "probe": example.probe}
+            "transformers": str(example.versions), "probe": example.probe, "peft": example.peft}
 
 
 def rule_document(rule: type[Rule], run_examples: bool = True) -> dict[str, Any]:
@@ -64,6 +64,8 @@ def render_rule_text(doc: dict[str, Any]) -> str:
             meta = [f"trainer={example['trainer']}", f"transformers {example['transformers']}"]
             if example["args"]:
                 meta.append(f"args={json.dumps(example['args'])}")
+            if example.get("peft"):
+                meta.append(f"peft={json.dumps(example['peft'])}")
             lines += [f"{title} #{i} ({', '.join(meta)}):", _indent(example["code"]), ""]
             lines += _observed_lines(example.get("observed"))
     return "\n".join(lines).rstrip("\n")
