@@ -17,6 +17,7 @@ import torch.distributed as dist
 from packaging.version import Version
 
 import trainer_compat
+from trainer_compat.features import environment_kept
 from trainer_compat.rules.distributed import FsdpMixedRequiresGrad, FsdpNoSplitModules, Zero3DeviceMap
 from trainer_compat.rules.distributed_ddp import (
     RECURSIVE_UNWRAP,
@@ -45,17 +46,6 @@ def gloo():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
-@contextmanager
-def _environment_kept():
-    saved = dict(os.environ)
-    try:
-        yield
-    finally:
-        for name in [n for n in os.environ if n not in saved]:
-            del os.environ[name]
-        os.environ.update(saved)
-
-
 def _codes(model, **kwargs) -> set[str]:
     return {f.rule for f in trainer_compat.check(model, **kwargs).findings}
 
@@ -70,7 +60,7 @@ def _plugin(fields: dict):
     from accelerate.utils import FullyShardedDataParallelPlugin
     from transformers import TrainingArguments
 
-    with _environment_kept():
+    with environment_kept():
         args = TrainingArguments(output_dir=tempfile.mkdtemp(), report_to="none", **copy.deepcopy(fields))
         plugin_args = getattr(args, "fsdp_plugin_args", None)
         # sync_module_states needs an accelerator device to broadcast from; it plays no part in the wrap policy

@@ -108,7 +108,7 @@ def build_setup(args: Any = None, trainer: str = "trainer") -> TrainingSetup:
         fields = copy.deepcopy(dict(args or {}))  # TrainingArguments updates nested dicts (fsdp_config) in place
         requested = copy.deepcopy(fields)
         deepspeed_config = _pop_deepspeed(fields)
-        with _environment_kept():  # 4.x TrainingArguments exports its FSDP settings (ACCELERATE_USE_FSDP=true)
+        with environment_kept():  # 4.x TrainingArguments exports its FSDP settings (ACCELERATE_USE_FSDP=true)
             args = _construct(fields, trainer)
     else:
         deepspeed_config = _deepspeed_dict(getattr(args, "deepspeed", None))
@@ -117,7 +117,7 @@ def build_setup(args: Any = None, trainer: str = "trainer") -> TrainingSetup:
 
 
 @contextlib.contextmanager
-def _environment_kept() -> Iterator[None]:
+def environment_kept() -> Iterator[None]:
     """Validating arguments must not configure the process: a later Trainer would read what they exported."""
     import os
 
@@ -188,6 +188,15 @@ def _construct(fields: dict[str, Any], trainer: str) -> Any:
 
 def _strategy(value: Any) -> str:
     return str(getattr(value, "value", value))
+
+
+def checkpointing_kwargs(args: Any) -> dict[str, Any]:
+    """The checkpointing kwargs the arguments pass (5.23+ name first), ``{}`` for none."""
+    for name in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"):
+        value = getattr(args, name, None)
+        if value:
+            return dict(value)
+    return {}
 
 
 def _checkpointing_on(args: Any) -> bool:

@@ -54,3 +54,20 @@ def resolve_installed(site: Site) -> Location | None:
             if regex.search(line):
                 return Location(_display_path(path, module), number)
     return None
+
+
+def library_site(module: str, pattern: str) -> Location | None:
+    """``file:line`` of ``pattern`` in a module of an installed library (peft, trl): ``peft/peft_model.py:2083``."""
+    try:
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    source = _source_lines(module)
+    if source is None:
+        return None
+    regex = re.compile(pattern)
+    for number, line in enumerate(source[1], start=1):
+        if regex.search(line):
+            return Location("/".join(module.split(".")) + ".py", number)
+    return None

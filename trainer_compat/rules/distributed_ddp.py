@@ -12,7 +12,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from trainer_compat.features import Feature
+from trainer_compat.features import Feature, checkpointing_kwargs
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
@@ -50,14 +50,6 @@ def _ddp_severity(ctx: Context) -> Severity:
     distributed = int(getattr(args, "world_size", 1) or 1) > 1 or getattr(args, "ddp_find_unused_parameters",
                                                                           None) is not None
     return Severity.ERROR if distributed else Severity.WARNING
-
-
-def _checkpointing_kwargs(args: Any) -> dict[str, Any]:
-    for name in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"):
-        value = getattr(args, name, None)
-        if value:
-            return dict(value)
-    return {}
 
 
 def _with(extra_init: str = "", methods: str = "") -> str:
@@ -141,7 +133,7 @@ class DdpReentrantCheckpointing(Rule):
             return
         if not find_unused_parameters(ctx):
             return
-        reentrant = _checkpointing_kwargs(ctx.setup.args).get("use_reentrant",
+        reentrant = checkpointing_kwargs(ctx.setup.args).get("use_reentrant",
                                                               ctx.version < Version(NON_REENTRANT_DEFAULT))
         if not reentrant:
             return
@@ -158,7 +150,7 @@ class DdpReentrantCheckpointing(Rule):
         explicit = getattr(ctx.setup.args, "ddp_find_unused_parameters", None) is not None
         why = "ddp_find_unused_parameters=True" if explicit else \
             f"{ctx.subject.cls.__name__} is not a PreTrainedModel, so Trainer passes find_unused_parameters=True"
-        source = "gradient_checkpointing_kwargs" if "use_reentrant" in _checkpointing_kwargs(ctx.setup.args) else \
+        source = "gradient_checkpointing_kwargs" if "use_reentrant" in checkpointing_kwargs(ctx.setup.args) else \
             f"the default of transformers {ctx.version}"
         yield self.finding(
             ctx, f"{ctx.subject.cls.__name__} checkpoints with use_reentrant=True ({source}) and {why}: {_LAUNCH}, "

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import torch.nn as nn
 from packaging.version import Version
 
-from trainer_compat.features import Feature
+from trainer_compat.features import Feature, checkpointing_kwargs
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.rules import peft as peft_rules
 from trainer_compat.rules.base import Context, Example, Rule
@@ -33,14 +32,6 @@ _UNFROZEN = EXPLICIT_WRAPPER.replace(
                      "        self.model.gradient_checkpointing_enable(*args, **kwargs)\n\n    def forward")
 _EMBEDDINGS = "    def get_input_embeddings(self):\n        return self.model.get_input_embeddings()\n\n"
 _LORA = {"r": 2, "target_modules": ["c_attn"]}
-
-
-def _checkpointing_kwargs(args: Any) -> dict[str, Any]:
-    for name in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"):
-        value = getattr(args, name, None)
-        if value:
-            return dict(value)
-    return {}
 
 
 def _language_models(ctx: Context) -> list[tuple[str, nn.Module]]:
@@ -104,7 +95,7 @@ class CheckpointingFrozenInputs(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         if not ctx.has(Feature.CHECKPOINTING) or ctx.subject.instance is None:
             return
-        reentrant = _checkpointing_kwargs(ctx.setup.args).get("use_reentrant",
+        reentrant = checkpointing_kwargs(ctx.setup.args).get("use_reentrant",
                                                               ctx.version < Version(INPUT_GRADS_BUILT_IN))
         if not reentrant or ctx.version >= Version(INPUT_GRADS_BUILT_IN):
             return

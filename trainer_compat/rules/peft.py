@@ -11,7 +11,6 @@ import contextvars
 import importlib.util
 import inspect
 import os
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from trainer_compat.features import Feature, parse_json_object
 from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.protocol.sites import library_site
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
 
@@ -60,16 +60,7 @@ def _task(config: dict[str, Any]) -> str:
     return str(getattr(config.get("task_type"), "value", config.get("task_type")) or "")
 
 
-def peft_site(module: str, pattern: str) -> Location | None:
-    """``file:line`` of ``pattern`` in the installed peft (``peft/peft_model.py:2083``)."""
-    spec = importlib.util.find_spec(module) if importlib.util.find_spec("peft") else None
-    if spec is None or not spec.origin:
-        return None
-    regex = re.compile(pattern)
-    for number, line in enumerate(Path(spec.origin).read_text(encoding="utf-8").splitlines(), start=1):
-        if regex.search(line):
-            return Location("/".join(module.split(".")) + ".py", number)
-    return None
+peft_site = library_site  # file:line in the installed peft
 
 
 _WRAPPER = """

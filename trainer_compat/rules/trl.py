@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import re
 from collections.abc import Iterator
-from pathlib import Path
 
 from packaging.version import Version
 
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.protocol.sites import library_site
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
 from trainer_compat.versions import VersionRange
@@ -94,16 +93,7 @@ def _patch_site() -> Location | None:
             or trl_site("trl.trainer.sft_trainer", r"model\.forward = types\.MethodType\(_chunked_ce_forward"))
 
 
-def trl_site(module: str, pattern: str) -> Location | None:
-    """``file:line`` of ``pattern`` in the installed TRL (``trl/trainer/sft_trainer.py:1226``)."""
-    spec = importlib.util.find_spec(module) if importlib.util.find_spec("trl") else None
-    if spec is None or not spec.origin:
-        return None
-    regex = re.compile(pattern)
-    for number, line in enumerate(Path(spec.origin).read_text(encoding="utf-8").splitlines(), start=1):
-        if regex.search(line):
-            return Location("/".join(module.split(".")) + ".py", number)
-    return None
+trl_site = library_site  # file:line in the installed trl
 
 
 def _at(site: Location | None) -> str:
