@@ -349,3 +349,22 @@ def test_patch_completes_a_partial_list(gloo, tmp_path) -> None:
         assert _wrapped_layers(_plugin(example.args), model) == 3
     finally:
         unpatch(model)
+
+
+# --- TC1207 device-map-hidden ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("kind", "index"), [("fires", 0), ("silent", 0), ("silent", 1)])
+def test_trainer_takes_a_hidden_dispatch_for_an_unplaced_model(tmp_path, kind, index) -> None:
+    """The real Trainer's own decision (what it does next on GPUs: move every layer to args.device)."""
+    from transformers import Trainer, TrainingArguments
+
+    from trainer_compat.rules.distributed_ddp import DeviceMapHidden
+
+    example = getattr(DeviceMapHidden, kind)[index]
+    model = _load(example, tmp_path)()
+    fires = "TC1207" in _codes(model)
+    assert fires == (kind == "fires")
+    trainer = Trainer(model=model, args=TrainingArguments(str(tmp_path / "out"), report_to="none", use_cpu=True))
+    dispatched = getattr(model.model, "hf_device_map", None) is not None
+    assert trainer.is_model_parallel == (dispatched and not fires)
+    assert trainer.place_model_on_device == (not dispatched or fires)

@@ -224,3 +224,64 @@ class InnerModelNamedModule(Rule):
                  "lose the wrapper's forward and the parameters outside it",
             severity=Severity.ERROR if every_run else Severity.WARNING, member="module", feature=Feature.FSDP,
             call_site=site, fix="store the inner model under another attribute name (self.model, self.backbone)")
+
+
+_DEVICE_MAP_SITE = Site(r'if getattr\(model, "hf_device_map", None\) is not None:')
+_DISPATCHED = EXPLICIT_WRAPPER.replace(
+    "        self.model = tiny_causal_lm(tie=False)\n",
+    "        self.model = tiny_causal_lm(tie=False)\n"
+    "        # what from_pretrained(..., device_map='auto') records on a model it spread over two GPUs\n"
+    "        self.model.hf_device_map = {'transformer': 0, 'lm_head': 1}\n")
+_EXPOSED = _DISPATCHED.replace(
+    "    def forward", "    @property\n    def hf_device_map(self):\n        return self.model.hf_device_map\n\n"
+                     "    def forward")
+
+
+PARALLELIZABLE_FLAGS_UNTIL = "5.0.0"  # 4.x Trainer also honours is_parallelizable and model_parallel
+
+
+def _accelerators(device_map: Any) -> list[Any]:
+    return [d for d in set(dict(device_map).values()) if d not in ("cpu", "disk")]
+
+
+class DeviceMapHidden(Rule):
+    code = "TC1207"
+    name = "device-map-hidden"
+    severity = Severity.ERROR
+    summary = "A sub-model dispatched over several devices (`device_map`) behind a wrapper that hides it."
+    explanation = (
+        "Trainer decides whether a model is already placed (model parallel) from `model.hf_device_map` on the "
+        "model it is given. A wrapper around a model loaded with `device_map=\"auto\"` (spread over several GPUs) "
+        "has no `hf_device_map` of its own, so Trainer takes it for an unplaced model: it moves the whole model "
+        "to `args.device` (every layer onto one GPU: out of memory, or device-mismatch errors from the dispatch "
+        "hooks that still route activations) and, with several GPUs visible, wraps it in DataParallel. Expose the "
+        "inner model's `hf_device_map` on the wrapper."
+    )
+    fires = (Example(_DISPATCHED),)
+    silent = (Example(_EXPOSED), Example(EXPLICIT_WRAPPER))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        model = ctx.subject.instance
+        if model is None or ctx.subject.member("hf_device_map").present or self._flagged_parallel(ctx):
+            return
+        for path, module in model.named_modules():
+            device_map = vars(module).get("hf_device_map") if path else None
+            if not isinstance(device_map, dict) or len(_accelerators(device_map)) < 2:
+                continue
+            site = resolve(_DEVICE_MAP_SITE)
+            name = ctx.subject.cls.__name__
+            yield self.finding(
+                ctx, f"{name}.{path} is dispatched over devices {sorted(map(str, _accelerators(device_map)))} "
+                     f"(hf_device_map), but {name} has no `hf_device_map`: Trainer"
+                     f"{' (' + str(site) + ')' if site else ''} takes it for an unplaced model and moves every "
+                     "layer to args.device",
+                member="hf_device_map", feature=Feature.TRAIN, call_site=site,
+                fix=f"expose it: `@property def hf_device_map(self): return self.{path}.hf_device_map`")
+            return
+
+    @staticmethod
+    def _flagged_parallel(ctx: Context) -> bool:
+        if ctx.version >= Version(PARALLELIZABLE_FLAGS_UNTIL):
+            return False
+        return all(ctx.subject.member(m).present and ctx.subject.member(m).value
+                   for m in ("is_parallelizable", "model_parallel"))
