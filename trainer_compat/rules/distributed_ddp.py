@@ -240,6 +240,10 @@ _EXPOSED = _DISPATCHED.replace(
 PARALLELIZABLE_FLAGS_UNTIL = "5.0.0"  # 4.x Trainer also honours is_parallelizable and model_parallel
 
 
+_FLAGGED = _DISPATCHED.replace("    def forward",
+                               "    is_parallelizable = True\n    model_parallel = True\n\n    def forward")
+
+
 def _accelerators(device_map: Any) -> list[Any]:
     return [d for d in set(dict(device_map).values()) if d not in ("cpu", "disk")]
 
@@ -258,7 +262,8 @@ class DeviceMapHidden(Rule):
         "inner model's `hf_device_map` on the wrapper."
     )
     fires = (Example(_DISPATCHED),)
-    silent = (Example(_EXPOSED), Example(EXPLICIT_WRAPPER))
+    silent = (Example(_EXPOSED), Example(EXPLICIT_WRAPPER),
+              Example(_FLAGGED, versions=VersionRange(until=PARALLELIZABLE_FLAGS_UNTIL)))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         model = ctx.subject.instance

@@ -75,8 +75,8 @@ def make_plan(model: nn.Module, original: type, delegate_to: str | None = None) 
     if is_pretrained(model) or is_peft(model):
         return Plan(original), notes
     if unwrap_compiled(model) is not model:
-        notes.undelegable["forward"] = ("a torch.compile wrapper is patched through the module it compiles: "
-                                        "`patch(model._orig_mod)`, or patch before `torch.compile`")
+        notes.undelegable["forward"] = ("a torch.compile wrapper: name the class it compiles as the target, or "
+                                        "`patch(model)`, which patches the compiled module (`_orig_mod`)")
         return Plan(original), notes
     found = discover(model, delegate_to)
     notes.delegates, notes.ambiguous = found, list(found.ambiguous)
