@@ -22,8 +22,7 @@ def _codes(example: Example, tmp_path) -> set[str]:
     if example.trainer == "sft":
         pytest.importorskip("trl", reason="an SFTTrainer example needs trl")
     model = example.load(tmp_path)
-    report = trainer_compat.check(model, args=example.args, trainer=example.trainer, probe=example.probe,
-                                  peft=example.peft)
+    report = trainer_compat.check(model, **example.options(tmp_path))
     return {f.rule for f in report.findings}
 
 

@@ -25,7 +25,7 @@ _ALWAYS_SHOWN = ("forward", "config", "gradient_checkpointing_enable", "activati
 def check(
     model_or_class: Any,
     args: Any = None,
-    trainer: str = "trainer",
+    trainer: Any = "trainer",
     *,
     init_kwargs: dict[str, Any] | None = None,
     target: str | None = None,
@@ -33,20 +33,26 @@ def check(
     sample: Any = None,
     transformers_version: str | None = None,
     peft: Any = None,
+    data: Any = None,
+    collator: Any = None,
 ) -> Report:
     """Check a model (instance, class or zero-argument factory) against the installed Trainer's protocol.
 
     ``args`` is a ``TrainingArguments`` or a dict of its fields (None: Trainer's defaults);
     ``trainer`` is ``"trainer"``, ``"seq2seq"`` or ``"sft"`` (TRL's SFTTrainer, with ``args`` as SFTConfig
-    fields). ``probe=True`` adds the dry-run through the real Trainer on a tiny batch (``sample``: one example
-    as a dict of tensors, or a .pt/.json path), after which the model is bitwise as it was. Without the probe a
+    fields), or the user's Trainer subclass (a class or ``module:Name``): its ``compute_loss`` and
+    ``prediction_step`` are what the rules and the probe judge. ``probe=True`` adds the dry-run through that
+    real Trainer on a tiny batch, after which the model is bitwise as it was: the batch comes from ``data``
+    (a Dataset, a list of examples or a zero-argument callable returning one; collated by ``collator`` when
+    given), else ``sample`` (one example as a dict of tensors, or a .pt/.json path), else is synthesized from
+    what the model declares (a failure the invention could explain is reported as inconclusive, TC609). Without the probe a
     class or factory is built on the meta device (no weights allocated); an instance is checked as it is, never
     copied. ``transformers_version``: the verdict for that release instead of the installed one (a forecast:
     trainer_compat/forecast.py). ``peft``: the adapter config (a LoraConfig or a dict of its fields) the model
     will get: adds the PEFT rules. ``# trainer-compat: ignore[CODE] reason`` comments on the class line apply,
     as on the command line.
     """
-    setup = build_setup(args, trainer)
+    setup = build_setup(args, trainer, data=data, collator=collator)
     subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs, meta=not probe)
     from trainer_compat.rules.peft import peft_profile
 
@@ -178,7 +184,7 @@ def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: 
         target=subject.target,
         transformers_version=str(version),
         torch_version=installed_torch(),
-        trainer=setup.trainer,
+        trainer=setup.trainer_name,
         features=tuple(sorted(f.value for f in setup.features)),
         findings=findings,
         members=_member_rows(ctx),
@@ -188,10 +194,12 @@ def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: 
 
 
 def _dry_run(subject: Subject, setup: TrainingSetup, sample: Any) -> Any:
-    from trainer_compat.probe.batch import Inputs, infer_inputs, load_sample
+    from trainer_compat.probe.batch import Inputs, infer_inputs, load_sample, user_data
     from trainer_compat.probe.runner import probe as run_probe
 
-    if sample is not None:
+    if setup.data is not None:
+        inputs = user_data(setup.data)
+    elif sample is not None:
         inputs = Inputs(load_sample(sample), f"sample {sample if isinstance(sample, str) else 'given'}")
     else:
         inputs = infer_inputs(subject, setup.trainer)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_compat.errors import UsageError
+from trainer_compat.trainer_class import TRAINER_KINDS, overrides, resolve_trainer
 
 
 class Feature(str, enum.Enum):
@@ -39,7 +40,6 @@ class Feature(str, enum.Enum):
     PUSH_TO_HUB = "push_to_hub"
 
 
-TRAINER_KINDS = ("trainer", "seq2seq", "sft")  # sft: TRL's SFTTrainer, a Trainer subclass
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,21 @@ class TrainingSetup:
     features: frozenset[Feature]
     deepspeed_config: Mapping[str, Any] | None = None
     requested: Mapping[str, Any] | None = None  # the fields as given, before transformers resolves them
+    trainer_class: type | None = None  # the user's Trainer subclass; None: the stock class of ``trainer``
+    data: Any = None  # the examples the user's run trains on (a Dataset or a list of mappings), if given
+    collator: Any = None  # the user's data collator, if given
+    trainer_kwargs: Mapping[str, Any] | None = None  # what else the user's Trainer subclass is built with
 
     def has(self, feature: Feature) -> bool:
         return feature in self.features
+
+    def overrides(self, method: str) -> bool:
+        """The user's Trainer subclass replaces this Trainer method (``compute_loss``, ``prediction_step``)."""
+        return overrides(self.trainer_class, self.trainer, method)
+
+    @property
+    def trainer_name(self) -> str:
+        return self.trainer_class.__name__ if self.trainer_class is not None else self.trainer
 
     @property
     def gradient_accumulation_steps(self) -> int:
@@ -99,10 +111,13 @@ def parse_json_object(text: str, where: str, of: str) -> dict[str, Any]:
     return _as_mapping(_parse_json(text, where), where, of)
 
 
-def build_setup(args: Any = None, trainer: str = "trainer") -> TrainingSetup:
-    """Validate ``args`` (a TrainingArguments, a dict of its fields, or None) into a TrainingSetup."""
-    if trainer not in TRAINER_KINDS:
-        raise UsageError(f"--trainer: unknown trainer kind {trainer!r} (choose from {', '.join(TRAINER_KINDS)})")
+def build_setup(args: Any = None, trainer: Any = "trainer", *, data: Any = None, collator: Any = None,
+                trainer_kwargs: Mapping[str, Any] | None = None) -> TrainingSetup:
+    """Validate ``args`` (a TrainingArguments, a dict of its fields, or None) into a TrainingSetup.
+
+    ``trainer``: a kind (``"trainer"``, ``"seq2seq"``, ``"sft"``), a Trainer subclass, or ``module:Name``.
+    """
+    trainer, trainer_class = resolve_trainer(trainer)
     deepspeed_config = requested = None
     if args is None or isinstance(args, Mapping):
         fields = copy.deepcopy(dict(args or {}))  # TrainingArguments updates nested dicts (fsdp_config) in place
@@ -113,7 +128,8 @@ def build_setup(args: Any = None, trainer: str = "trainer") -> TrainingSetup:
     else:
         deepspeed_config = _deepspeed_dict(getattr(args, "deepspeed", None))
     return TrainingSetup(args=args, trainer=trainer, features=_features(args, deepspeed_config),
-                         deepspeed_config=deepspeed_config, requested=requested)
+                         deepspeed_config=deepspeed_config, requested=requested, trainer_class=trainer_class,
+                         data=data, collator=collator, trainer_kwargs=trainer_kwargs)
 
 
 @contextlib.contextmanager

@@ -65,16 +65,20 @@ def preflight(trainer: Any, probe: bool = True, *, raise_on_error: bool = False,
 
     selection = Selection.of(select, ignore)
     with preserved(trainer):
-        setup = build_setup(trainer.args, _kind(trainer))
-        subject = Subject.of(trainer.model, type(trainer.model).__qualname__)
         data = inspect_data(trainer)
-        sample = _example(data.batch) if probe else None
-        report = check_subject(subject, setup, probe=probe, sample=sample)
+        dataset = trainer.train_dataset if trainer.train_dataset is not None else trainer.eval_dataset
+        usable = probe and dataset is not None and data.collator_error is None and isinstance(data.batch, Mapping)
+        setup = build_setup(trainer.args, type(trainer), data=dataset if usable else None,
+                            collator=trainer.data_collator, trainer_kwargs=_init_extras(trainer))
+        subject = Subject.of(trainer.model, type(trainer.model).__qualname__)
+        runs_probe = probe and setup.trainer != "sft"
+        report = check_subject(subject, setup, probe=runs_probe)
     notes = list(report.skipped) + data.notes
-    if probe and sample is None:
+    if probe and not runs_probe:
+        notes.append(f"probe: not run: the dry-run builds transformers' Trainer classes, not TRL's "
+                     f"{type(trainer).__name__}")
+    elif probe and not usable:
         notes.append("probe: ran on a synthetic batch: the trainer's first batch could not be used")
-    if type(trainer).__name__ not in ("Trainer", "Seq2SeqTrainer"):
-        notes.append(f"probe: ran the stock {_kind(trainer)} class, not {type(trainer).__name__}'s overrides")
     findings = sorted([*report.findings, *data_findings(trainer, data, report.transformers_version)],
                       key=lambda f: (-f.severity.rank, f.rule))
     report = finalize(dataclasses.replace(report, findings=findings, skipped=notes), selection)
@@ -83,10 +87,23 @@ def preflight(trainer: Any, probe: bool = True, *, raise_on_error: bool = False,
     return report
 
 
-def _kind(trainer: Any) -> str:
-    from transformers import Seq2SeqTrainer
+def _init_extras(trainer: Any) -> dict[str, Any]:
+    """What the user's Trainer subclass was built with beyond the stock parameters, read back from the trainer
+    (``processing_class`` too, which compute_loss overrides often use), so the probe can build it again."""
+    from transformers import Trainer
 
-    return "seq2seq" if isinstance(trainer, Seq2SeqTrainer) else "trainer"
+    stock = set(inspect.signature(Trainer.__init__).parameters)
+    try:
+        own = inspect.signature(type(trainer).__init__).parameters
+    except (TypeError, ValueError):
+        return {}
+    wanted = [n for n, p in own.items() if n not in stock and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    extras = {n: trainer.__dict__[n] for n in wanted if n in trainer.__dict__}
+    for name in ("processing_class", "tokenizer"):
+        if name in stock and trainer.__dict__.get(name) is not None and name not in extras:
+            extras[name] = trainer.__dict__[name]
+            break
+    return extras
 
 
 # -- leaving no trace -------------------------------------------------------------------------------------
@@ -189,17 +206,18 @@ def inspect_data(trainer: Any) -> DataView:
     return view
 
 
-def _example(batch: Any) -> dict[str, torch.Tensor] | None:
-    """One example (row 0 of every batched tensor) for the probe; None when the batch is not usable."""
-    if not isinstance(batch, Mapping) or not batch:
-        return None
-    example = {str(k): v[0] for k, v in batch.items() if isinstance(v, torch.Tensor) and v.dim() > 0}
-    return example or None
-
-
 # -- findings ---------------------------------------------------------------------------------------------
 
+def _inspected(model: Any) -> Any:
+    """What Trainer inspects for columns and binding: the base model under a PeftModel."""
+    from trainer_compat.forward import inspected_module
+    from trainer_compat.subject import Subject
+
+    return inspected_module(Subject.of(model))
+
+
 def _forward_parameters(model: Any) -> tuple[dict[str, inspect.Parameter], bool]:
+    model = _inspected(model)
     try:
         params = dict(inspect.signature(model.forward).parameters)
     except (TypeError, ValueError):
@@ -221,7 +239,7 @@ def data_findings(trainer: Any, data: DataView, version: str) -> list[Finding]:
 
     location = Subject.of(trainer.model, "").location
     params, var_kw = _forward_parameters(trainer.model)
-    out = _column_findings(data, var_kw and not _is_pretrained(trainer.model), version, location)
+    out = _column_findings(data, var_kw and not _is_pretrained(_inspected(trainer.model)), version, location)
     if data.batch is None and data.collator_error is None:
         return out
     out += _collator_findings(data, version, location)

@@ -34,3 +34,13 @@ def tiny_audio_encoder() -> Any:
                            encoder_ffn_dim=64, max_source_positions=16, decoder_layers=1,
                            decoder_attention_heads=2, decoder_ffn_dim=64, vocab_size=100)
     return WhisperEncoder(config)
+
+
+def tiny_encoder(**overrides: Any) -> Any:
+    """A 2-layer BERT encoder (vocab 100, width 32), as under a classification or retrieval head."""
+    from transformers import BertConfig, BertModel
+
+    fields: dict[str, Any] = dict(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
+    fields.update(overrides)
+    return BertModel(BertConfig(**fields))

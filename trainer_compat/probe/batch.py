@@ -1,9 +1,14 @@
-"""The probe's inputs: a synthetic example built from what the model declares, or the user's sample."""
+"""The probe's inputs: the user's data, the user's sample, or an example built from what the model declares.
+
+A synthesized example is an invention: a failure it could explain (input validation, a shape, an index) says
+nothing about the user's run, so ``Inputs.synthetic`` travels with it and the probe rules report such failures
+as inconclusive (TC609) rather than as errors.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,27 +16,89 @@ import torch
 import torch.nn as nn
 
 from trainer_compat.errors import UsageError
-from trainer_compat.forward import ForwardView, label_names
+from trainer_compat.forward import ForwardView
+from trainer_compat.probe.synth import ExampleBuilder
 from trainer_compat.subject import Subject
 
-SEQ_LEN = 8
-_TEXT_INPUTS = ("input_ids",)
+# Forward parameters that configure the call rather than carry data: leaving them out invents nothing.
+_NOT_INPUTS = frozenset({
+    "return_dict", "output_attentions", "output_hidden_states", "use_cache", "past_key_values", "cache_position",
+    "num_items_in_batch", "return_loss", "logits_to_keep", "num_logits_to_keep", "position_ids", "head_mask",
+    "inputs_embeds", "token_type_ids", "decoder_inputs_embeds", "cross_attn_head_mask", "decoder_head_mask",
+    "encoder_outputs", "kwargs", "loss_kwargs",
+})
+SETTLE = "pass your data (--data module:make_dataset, data= in the API) or one example (--sample file.pt|.json)"
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """One training example (tensors without a batch dimension), and where it came from."""
+    """What the probe trains on, and where it came from.
+
+    ``example``: one example (tensors without a batch dimension), repeated to fill a batch; ``data``: the
+    user's own examples (a Dataset or a list of mappings), used as they are with the user's collator.
+    """
 
     example: dict[str, torch.Tensor] | None
-    source: str  # "synthetic from ...", "sample file.pt", or why there is none
+    source: str  # "synthetic: ...", "sample file.pt", "data: ...", or why there is none
+    synthetic: bool = False
+    data: Any = None
+    label_shape: str | None = None  # how synthetic labels were shaped, when they were
+    omitted: tuple[str, ...] = field(default=())  # optional forward inputs the synthetic example leaves out
 
     @property
     def available(self) -> bool:
-        return self.example is not None
+        return self.example is not None or self.data is not None
 
     @property
     def has_labels(self) -> bool:
-        return bool(self.example) and any("label" in k for k in self.example)
+        keys = self.example if self.example is not None else _first_keys(self.data)
+        return bool(keys) and any("label" in str(k) for k in keys)
+
+    def rows(self, count: int) -> Any:
+        """``count`` training examples: copies of the one example, or the user's first (repeated) examples."""
+        if self.example is not None:
+            return [{k: v.clone() for k, v in self.example.items()} for _ in range(count)]
+        return _first_rows(self.data, count)
+
+
+def _first_keys(data: Any) -> list[str]:
+    names = getattr(data, "column_names", None)
+    if isinstance(names, list):
+        return names
+    try:
+        first = data[0]
+    except Exception:
+        return []
+    return list(first) if isinstance(first, dict) else []
+
+
+def _first_rows(data: Any, count: int) -> Any:
+    """The first example repeated: identical micro-batches make accumulation comparable to one batch."""
+    if hasattr(data, "select") and hasattr(data, "column_names"):  # a datasets.Dataset: Trainer treats it apart
+        return data.select([0] * count)
+    first = data[0]
+    return [first for _ in range(count)]
+
+
+def user_data(data: Any, where: str = "data") -> Inputs:
+    """The user's examples: a Dataset, a list of mappings, or a zero-argument callable returning one."""
+    if callable(data) and not hasattr(data, "__getitem__"):
+        try:
+            data = data()
+        except Exception as exc:
+            raise UsageError(f"--data: {where} raised {type(exc).__name__}: {exc}") from exc
+    if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):  # an iterable dataset: its first example
+        data = [next(iter(data), None)] if hasattr(data, "__iter__") else data
+    try:
+        size = len(data)
+        first = data[0] if size else None
+    except Exception as exc:
+        raise UsageError(f"--data: {where} must be a Dataset or a non-empty list of examples "
+                         f"({type(exc).__name__}: {exc})") from exc
+    if size == 0 or first is None:
+        raise UsageError(f"--data: {where} holds no examples")
+    keys = ", ".join(map(str, first)) if isinstance(first, dict) else type(first).__name__
+    return Inputs(None, f"data: {type(data).__name__} of {size} examples ({keys})", data=data)
 
 
 def load_sample(spec: str | Path | dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -70,98 +137,39 @@ def _tensorise(data: dict[str, Any], where: str) -> dict[str, torch.Tensor]:
 
 
 def infer_inputs(subject: Subject, trainer: str) -> Inputs:
-    """Build one example from the forward signature, ``main_input_name`` and the config's sizes."""
+    """Build one example from the forward signature and what the HF models inside the wrapper declare."""
     model = subject.instance
     if model is None:
         return Inputs(None, "no instance to probe")
     view = ForwardView.of(subject)
-    source_module, names = _declaring_module(subject, view)
-    if source_module is None:
+    builder = ExampleBuilder.for_model(model, subject, view, trainer)
+    if builder is None:
         return Inputs(None, f"{subject.cls.__name__}.forward{view.short} declares no inputs the probe can build; "
-                            "pass a sample (--sample file.pt|.json, sample= in the API)")
-    config = _safe_attr(source_module, "config") or _find_config(model)
-    example: dict[str, torch.Tensor] = {}
-    for name in names:
-        tensor = _make(name, config, trainer, source_module)
-        if tensor is not None:
-            example[name] = tensor
-    wanted = _required(view) if source_module is model else []
-    unknown = [n for n in wanted if n not in example]
+                            f"{SETTLE}")
+    example, unknown = builder.build()
     if unknown or not example:
         return Inputs(None, f"cannot build {', '.join(unknown) or 'any input'} for "
-                            f"{type(source_module).__name__}.forward; pass a sample (--sample file.pt|.json)")
-    where = "its forward" if source_module is model else f"the inner {type(source_module).__name__}"
-    return Inputs(example, f"synthetic: {', '.join(f'{k}{list(v.shape)}' for k, v in example.items())} from {where}")
+                            f"{type(builder.module).__name__}.forward; {SETTLE}")
+    shown = ", ".join(f"{k}{list(v.shape)}" for k, v in example.items())
+    omitted = tuple(n for n in view.keyword_params if n not in example and n not in _NOT_INPUTS)
+    return Inputs(example, f"synthetic: {shown} from {builder.where}", synthetic=True,
+                  label_shape=builder.label_note, omitted=omitted if builder.module is model else ())
 
 
-def _safe_attr(module: nn.Module, name: str) -> Any:
-    """getattr that survives a user's __getattr__ that recurses or raises (other rules report those)."""
-    try:
-        return getattr(module, name, None)
-    except Exception:
-        return None
+def complete_labels(model: nn.Module, inputs: Inputs) -> Inputs:
+    """Shape synthetic labels from what a label-free forward returns (called inside the probe's snapshot)."""
+    if not inputs.synthetic or inputs.example is None or inputs.label_shape != "from-output":
+        return inputs
+    from trainer_compat.probe.synth import labels_from_output
 
-
-def _required(view: ForwardView) -> list[str]:
-    if view.bound is None:
-        return []
-    return [n for n, p in view.bound.parameters.items()
-            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-
-def _declaring_module(subject: Subject, view: ForwardView) -> tuple[nn.Module | None, list[str]]:
-    """The module whose forward says what the inputs are: the model, or (for forward(**kwargs)) its LM."""
-    model = subject.instance
-    named = view.keyword_params
-    if named:
-        labels = [n for n in named if "label" in n]
-        info = subject.member("main_input_name")
-        main = info.value if info.present else None
-        keep = [n for n in named if n in _required(view) or n in ("attention_mask",) or n == main]
-        return model, list(dict.fromkeys(keep + labels[:1]))
-    from transformers import PreTrainedModel
-
-    for _, module in subject.pretrained_submodules():
-        if isinstance(module, PreTrainedModel) and getattr(module, "main_input_name", "") == "input_ids":
-            forward_labels = label_names(type(module))
-            return module, ["input_ids", "attention_mask"] + forward_labels[:1]
-    return None, []
-
-
-def _find_config(model: nn.Module) -> Any:
-    for module in model.modules():
-        config = module.__dict__.get("config")
-        if config is not None and hasattr(config, "vocab_size"):
-            return config
-    return None
-
-
-def _size(config: Any, *names: str, default: int) -> int:
-    for name in names:
-        value = getattr(config, name, None) if config is not None else None
-        if isinstance(value, int) and value > 0:
-            return value
-    return default
-
-
-def _make(name: str, config: Any, trainer: str, module: nn.Module) -> torch.Tensor | None:
-    vocab = _size(config, "vocab_size", default=100)
-    positions = _size(config, "n_positions", "max_position_embeddings", default=SEQ_LEN)
-    length = min(SEQ_LEN, positions)
-    generator = torch.Generator().manual_seed(0)
-    if name in _TEXT_INPUTS or name == "decoder_input_ids":
-        return torch.randint(3, vocab, (length,), generator=generator)
-    if name in ("attention_mask", "decoder_attention_mask"):
-        return torch.ones(length, dtype=torch.long)
-    if "label" in name:
-        if "SequenceClassification" in type(module).__name__:
-            return torch.tensor(0)
-        return torch.randint(3, vocab, (length,), generator=generator)
-    if name == "input_features":
-        mels = _size(config, "num_mel_bins", default=80)
-        frames = 2 * _size(config, "max_source_positions", default=length)
-        return torch.randn(mels, frames, generator=generator)
-    if name == "pixel_values":
-        size = _size(config, "image_size", default=32)
-        return torch.randn(_size(config, "num_channels", default=3), size, size, generator=generator)
-    return None
+    example = labels_from_output(model, inputs.example)
+    if example is None:  # the forward needs its labels, or gave nothing to shape them by: keep token-shaped ones
+        example = inputs.example
+        note = "labels shaped like input_ids (a label-free forward gave no logits to shape them by)"
+    else:
+        label = next(k for k in example if "label" in k)
+        note = f"{label}{list(example[label].shape)} shaped from a label-free forward's logits"
+    shown = ", ".join(f"{k}{list(v.shape)}" for k, v in example.items())
+    source = inputs.source.split(" from ", 1)[-1]
+    return Inputs(example, f"synthetic: {shown} from {source}", synthetic=True, label_shape=note,
+                  omitted=inputs.omitted)

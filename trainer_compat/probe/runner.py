@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from trainer_compat.features import Feature, TrainingSetup
-from trainer_compat.probe.batch import Inputs
+from trainer_compat.probe.batch import Inputs, complete_labels
 from trainer_compat.probe.observe import StepObservations, observe
 from trainer_compat.probe.state import ModelState, bitwise_equal
 from trainer_compat.subject import Subject
@@ -38,6 +38,8 @@ class PhaseFailure:
     exception: str
     message: str
     where: str | None  # file:line of the innermost frame outside torch
+    in_forward: bool = False  # raised while a module's forward ran (where invented inputs can be the cause)
+    building: bool = False  # raised while building the user's Trainer subclass with the probe's arguments
 
     def describe(self) -> str:
         at = f" at {self.where}" if self.where else ""
@@ -82,6 +84,7 @@ def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs) -> ProbeObserv
     workdir = Path(tempfile.mkdtemp(prefix="trainer-compat-probe-"))
     try:
         with _quiet():
+            seen.inputs = inputs = complete_labels(model, inputs)
             _run_phases(model, setup, inputs, seen, workdir)
     finally:
         _move_back(model, devices)
@@ -107,7 +110,7 @@ def _run_phases(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: Pr
             seen.reference_loss, seen.reference_grad_norm = reference
     _phase(seen, "save_model", lambda: _save_and_reload(trainer, model, workdir / "saved", seen))
     if setup.has(Feature.EVAL) or setup.has(Feature.PREDICT_WITH_GENERATE):
-        dataset = _dataset(inputs, 2)
+        dataset = inputs.rows(2)
         seen.eval_metrics = _phase(seen, "evaluate", lambda: trainer.evaluate(eval_dataset=dataset))
         seen.predicted = _phase(seen, "predict", lambda: trainer.predict(dataset)) is not None
         seen.generated = seen.predicted and setup.has(Feature.PREDICT_WITH_GENERATE)
@@ -117,9 +120,22 @@ def _phase(seen: ProbeObservations, phase: str, action: Callable[[], Any]) -> An
     try:
         return action()
     except Exception as exc:
-        seen.failures.append(PhaseFailure(phase, type(exc).__name__, str(exc).strip().splitlines()[0][:300]
-                                          if str(exc).strip() else "", _innermost(exc)))
+        text = str(exc).strip()
+        seen.failures.append(PhaseFailure(phase, type(exc).__name__, text.splitlines()[0][:300] if text else "",
+                                          _innermost(exc), in_forward=_through_forward(exc),
+                                          building=isinstance(exc, _BuildError)))
         return None
+
+
+class _BuildError(Exception):
+    """The user's Trainer subclass could not be built with the probe's arguments (not the model's fault)."""
+
+
+def _through_forward(exc: BaseException) -> bool:
+    """The exception passed through a module call: it was raised inside some forward."""
+    module_file = nn.Module.__call__.__code__.co_filename
+    return any(frame.filename == module_file and frame.name in ("_call_impl", "_wrapped_call_impl")
+               for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def _innermost(exc: BaseException) -> str | None:
@@ -157,11 +173,6 @@ def _probe_args(setup: TrainingSetup, inputs: Inputs, workdir: Path) -> Any:
     return dataclasses.replace(args, **{k: v for k, v in overrides.items() if k in fields})
 
 
-def _dataset(inputs: Inputs, copies: int) -> list[dict[str, torch.Tensor]]:
-    assert inputs.example is not None
-    return [{k: v.clone() for k, v in inputs.example.items()} for _ in range(copies)]
-
-
 def _build_trainer(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: ProbeObservations,
                    workdir: Path) -> Any:
     import transformers
@@ -171,8 +182,18 @@ def _build_trainer(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen:
         if setup.has(Feature(name)):
             seen.skipped.append(f"{name}: not exercised by the single-process probe")
     copies = args.per_device_train_batch_size * max(1, args.gradient_accumulation_steps)
-    cls = transformers.Seq2SeqTrainer if setup.trainer == "seq2seq" else transformers.Trainer
-    trainer = cls(model=model, args=args, train_dataset=_dataset(inputs, copies))
+    stock = transformers.Seq2SeqTrainer if setup.trainer == "seq2seq" else transformers.Trainer
+    cls = setup.trainer_class or stock
+    kwargs: dict[str, Any] = dict(model=model, args=args, train_dataset=inputs.rows(copies))
+    if setup.collator is not None:
+        kwargs["data_collator"] = setup.collator
+    kwargs.update(setup.trainer_kwargs or {})
+    try:
+        trainer = cls(**kwargs)
+    except TypeError as exc:
+        if cls is stock:
+            raise
+        raise _BuildError(f"{cls.__name__}(model=, args=, train_dataset=...) raised TypeError: {exc}") from exc
     for callback in (transformers.trainer_callback.PrinterCallback, transformers.trainer_callback.ProgressCallback):
         trainer.remove_callback(callback)  # the probe's step must not print into the report
     return trainer
@@ -206,21 +227,27 @@ def _seeded_forward(model: nn.Module) -> Iterator[None]:
 
 def _reference_step(trainer: Any, model: nn.Module, inputs: Inputs) -> tuple[float, float] | None:
     """One micro-batch's loss and gradient norm, without accumulation or loss kwargs: what Trainer should see."""
-    if not inputs.has_labels:
+    if not inputs.has_labels and not _own_loss(trainer):
         return None
-    batch = trainer.data_collator(_dataset(inputs, trainer.args.per_device_train_batch_size))
-    batch = trainer._prepare_inputs(batch)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))  # one micro-batch, as trained
     trainable = [p for p in model.parameters() if p.requires_grad]
     for param in trainable:
         param.grad = None
     with _seeded_forward(model):
         model.train()
-        outputs = model(**batch)
-    loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
+        loss = type(trainer).compute_loss(trainer, model, batch)  # the class's, not the probe's recording wrapper
+    loss = loss[0] if isinstance(loss, tuple) else loss
     if loss.requires_grad:
         loss.backward()
     norm = sum(float(p.grad.detach().float().norm()) ** 2 for p in trainable if p.grad is not None) ** 0.5
     return float(loss.detach()), norm
+
+
+def _own_loss(trainer: Any) -> bool:
+    """The user's Trainer subclass computes the loss itself (labels may go by any name)."""
+    import transformers
+
+    return type(trainer).compute_loss is not transformers.Trainer.compute_loss
 
 
 def _save_and_reload(trainer: Any, model: nn.Module, target: Path, seen: ProbeObservations) -> None:

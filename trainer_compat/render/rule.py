@@ -23,7 +23,7 @@ def _observed(rule: type[Rule], example: Example, directory: Path) -> dict[str, 
         return {"ran": False, "why": f"holds for transformers {example.versions}, {version} is installed"}
     if example.probe:
         return {"ran": False, "why": "a probe example: check it with --probe"}
-    report = check(example.load(directory), args=example.args, trainer=example.trainer, peft=example.peft)
+    report = check(example.load(directory), **{**example.options(directory), "probe": False})
     return {"ran": True, "transformers": str(version),
             "findings": [{"severity": f.severity.value, "message": f.message, "fix": f.fix,
                           "call_site": str(f.call_site) if f.call_site else None}
@@ -32,7 +32,9 @@ def _observed(rule: type[Rule], example: Example, directory: Path) -> dict[str, 
 
 def _example(example: Example) -> dict[str, Any]:
     return {"code": example.code.strip("\n"), "args": example.args, "trainer": example.trainer,
-            "transformers": str(example.versions), "probe": example.probe, "peft": example.peft}
+            "transformers": str(example.versions), "probe": example.probe, "peft": example.peft,
+            "data": example.data.strip("\n") if example.data else None,
+            "trainer_code": example.trainer_code.strip("\n") if example.trainer_code else None}
 
 
 def rule_document(rule: type[Rule], run_examples: bool = True) -> dict[str, Any]:

@@ -32,15 +32,27 @@ class Example:
     versions: VersionRange = ALWAYS
     probe: bool = False
     peft: dict[str, Any] | None = None  # an adapter config (LoraConfig fields) for the PEFT rules
+    data: str | None = None  # source defining ``Data``: the user's examples (a list, a Dataset or a factory)
+    trainer_code: str | None = None  # source defining ``MyTrainer``: the user's Trainer subclass
 
     def load(self, directory: Path) -> Any:
         """Write the example to ``directory`` as a module (so its source is inspectable) and return ``Model``."""
-        from trainer_compat.targets import load_target
+        return _load(self.code, "Model", directory)
 
-        digest = hashlib.sha1(self.code.encode()).hexdigest()[:10]
-        path = directory / f"tc_example_{digest}.py"
-        path.write_text(self.code, encoding="utf-8")
-        return load_target(f"{path}:Model")
+    def options(self, directory: Path) -> dict[str, Any]:
+        """The keyword arguments of ``check`` for this example (the trainer class and data loaded)."""
+        trainer: Any = _load(self.trainer_code, "MyTrainer", directory) if self.trainer_code else self.trainer
+        return {"args": self.args, "trainer": trainer, "probe": self.probe, "peft": self.peft,
+                "data": _load(self.data, "Data", directory) if self.data else None}
+
+
+def _load(code: str, name: str, directory: Path) -> Any:
+    from trainer_compat.targets import load_target
+
+    digest = hashlib.sha1(code.encode()).hexdigest()[:10]
+    path = directory / f"tc_example_{digest}.py"
+    path.write_text(code, encoding="utf-8")
+    return load_target(f"{path}:{name}")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.probe.attribution import invented_cause, invented_loss_problem, settle_hint
 from trainer_compat.protocol.data import ACCUMULATION_DIVIDED, LOSS_KWARGS_ANY_VAR_KEYWORD
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.rules.checkpointing import SWALLOWING_SHIM
@@ -53,6 +54,36 @@ class Model(nn.Module):
         loss = (self.proj(waveform).squeeze(-1) - target).pow(2).mean()
         return {"loss": loss}
 """
+_MARKER_LOOKUP = """
+import torch
+import torch.nn as nn
+from trainer_compat.testing import tiny_encoder
+
+class Model(nn.Module):
+    \"\"\"Relation extraction: the head reads the hidden states at the entity-marker tokens.\"\"\"
+    E1, E2 = 5, 6  # ids of the [E1] and [E2] markers the tokenizer adds
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = tiny_encoder()
+        self.head = nn.Linear(2 * self.encoder.config.hidden_size, 3)
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        rows = torch.arange(input_ids.shape[0])
+        e1 = (input_ids == self.E1).nonzero()[:, 1].view(-1)[rows]  # IndexError when a row has no marker
+        e2 = (input_ids == self.E2).nonzero()[:, 1].view(-1)[rows]
+        logits = self.head(torch.cat([hidden[rows, e1], hidden[rows, e2]], dim=-1))
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return {"loss": loss, "logits": logits}
+"""
+_MARKER_DATA = """
+import torch
+
+def Data():
+    ids = torch.tensor([7, 5, 9, 10, 6, 11, 12, 13])  # [E1] at 1, [E2] at 4
+    return [{"input_ids": ids, "attention_mask": torch.ones(8, dtype=torch.long), "labels": torch.tensor(1)}] * 4
+"""
 _CHECKPOINTING = {"gradient_checkpointing": True}
 _NO_CACHE_SHIM = EXPLICIT_WRAPPER.replace(
     "    def forward",
@@ -79,7 +110,8 @@ class PhaseFailed(Rule):
         "The probe builds the real Trainer (or Seq2SeqTrainer) with the given arguments on a tiny batch and "
         "runs one training step, then saves and reloads, and evaluates, predicts or generates where the "
         "arguments switch those on. Any exception is reported with the phase, the exception and the line "
-        "that raised it."
+        "that raised it. A failure that the probe's invented batch could explain (raised inside the forward on "
+        "synthesized inputs) is not reported here but as inconclusive (TC609): pass your data to settle it."
     )
     fires = (Example(KWARGS_WRAPPER.replace("self.model(**kwargs)", "self.model(**kwargs).logits"),
                      args={"remove_unused_columns": False}, probe=True),)
@@ -89,6 +121,8 @@ class PhaseFailed(Rule):
         if ctx.probe is None:
             return
         for failure in ctx.probe.failures:
+            if invented_cause(failure, ctx.probe):
+                continue
             optional = failure.phase == "save_model" and not (ctx.has(Feature.SAVE) or ctx.has(Feature.LOAD_BEST))
             yield self.finding(
                 ctx, f"{ctx.subject.cls.__name__}: Trainer {failure.describe()}",
@@ -122,6 +156,9 @@ class InvalidLoss(Rule):
             return
         loss = step.losses[0]
         problems = []
+        finite = not hasattr(loss, "detach") or loss.numel() != 1 or math.isfinite(float(loss.detach().float()))
+        if invented_loss_problem(ctx.probe, finite):
+            return  # TC609 says so
         if not hasattr(loss, "detach") or loss.numel() != 1:
             shape = list(loss.shape) if hasattr(loss, "shape") else type(loss).__name__
             yield self.finding(ctx, f"{ctx.subject.cls.__name__}: the training loss is not a scalar ({shape}): "
@@ -363,3 +400,44 @@ class ProbeSkipped(Rule):
             return
         yield self.finding(ctx, f"probe skipped: {ctx.probe.inputs.source}", feature=Feature.TRAIN,
                            fix="pass --sample file.pt|.json (one example: a mapping of input names to tensors)")
+
+
+class ProbeInconclusive(Rule):
+    code = "TC609"
+    name = "probe-inconclusive"
+    severity = Severity.INFO
+    summary = "The dry-run failed on inputs the probe invented: the failure says nothing yet about your run."
+    explanation = (
+        "Without your data the probe synthesizes a batch from what the model declares (the forward's inputs, "
+        "the inner models' main_input_name, token ids and sizes from their configs, labels shaped by the "
+        "head). A failure that the invention could explain (raised inside the forward: input validation, a "
+        "shape or an index; or a missing loss while optional inputs were left out) is reported here, never as "
+        "an error, with what was tried. It does not fail the gate. Pass your data (`--data module:make_dataset`, "
+        "`data=` in the API, or `preflight(trainer)`) or one example (`--sample`) to settle it."
+    )
+    fires = (Example(_MARKER_LOOKUP, probe=True),)
+    silent = (Example(EXPLICIT_WRAPPER, probe=True),
+              Example(_MARKER_LOOKUP, probe=True, data=_MARKER_DATA))
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        probe = ctx.probe
+        if probe is None:
+            return
+        for failure in probe.failures:
+            cause = invented_cause(failure, probe)
+            if cause:
+                yield self.finding(
+                    ctx, f"inconclusive: {ctx.subject.cls.__name__}: Trainer {failure.describe()}; {cause}",
+                    member=None, feature=_phase_feature(failure.phase), fix=settle_hint(), phase=failure.phase,
+                    inconclusive=True, tried=probe.inputs.source)
+        step = probe.step
+        if step is not None and step.losses and hasattr(step.losses[0], "detach") and step.losses[0].numel() == 1:
+            finite = math.isfinite(float(step.losses[0].detach().float()))
+            cause = invented_loss_problem(probe, finite)
+            bad = not finite or getattr(step.losses[0], "grad_fn", None) is None
+            if cause and bad:
+                yield self.finding(
+                    ctx, f"inconclusive: {ctx.subject.cls.__name__}: the training loss is "
+                         f"{'not finite' if not finite else 'not differentiable'}; {cause}",
+                    member="forward", feature=Feature.TRAIN, fix=settle_hint(), inconclusive=True,
+                    tried=probe.inputs.source)

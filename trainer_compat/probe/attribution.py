@@ -1,0 +1,57 @@
+"""Whether a dry-run failure says something about the user's run, or only about the inputs the probe invented.
+
+An error must mean that the real run fails whatever the data. When the probe synthesized the batch, a failure
+raised inside a forward (input validation, a shape, an index, a lookup of marker tokens) or a missing loss
+while optional inputs were left out can be the invention's fault: such failures are inconclusive (TC609),
+with what to pass to settle them. With the user's data or sample, every failure counts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from trainer_compat.probe.batch import SETTLE
+
+# Trainer adds these to model(**inputs) itself: a forward that rejects them fails on any data.
+_TRAINER_KWARGS = ("num_items_in_batch", "return_loss")
+_LOSS_SHAPED = re.compile(r"did not return a loss|grad can be implicitly created|does not require grad|"
+                          r"NoneType|not subscriptable|invalid index of a 0-dim", re.IGNORECASE)
+
+
+def invented_cause(failure: Any, observations: Any) -> str | None:
+    """Why the invented inputs, not the model, may explain ``failure``; None when they cannot."""
+    inputs = observations.inputs
+    if failure.building:
+        return "the probe could not build the Trainer subclass with its own arguments"
+    if not inputs.synthetic or failure.phase in ("Trainer()", "save_model"):
+        return None
+    if failure.exception == "TypeError" and any(f"'{k}'" in failure.message for k in _TRAINER_KWARGS):
+        return None
+    if failure.in_forward:
+        return f"raised inside the forward on a synthesized batch ({_shown(inputs)})"
+    if inputs.omitted and _LOSS_SHAPED.search(f"{failure.exception}: {failure.message}"):
+        return (f"the synthesized batch ({_shown(inputs)}) left out {', '.join(inputs.omitted)}, which the real "
+                "data may carry")
+    return None
+
+
+def invented_loss_problem(observations: Any, finite: bool) -> str | None:
+    """A loss that is not finite (invented values can do that), or not scalar or differentiable on a batch that
+    left out inputs the real data may carry."""
+    inputs = observations.inputs
+    if not inputs.synthetic:
+        return None
+    if not finite:
+        return f"computed on synthesized values ({_shown(inputs)})"
+    if inputs.omitted:
+        return f"the synthesized batch ({_shown(inputs)}) left out {', '.join(inputs.omitted)}"
+    return None
+
+
+def settle_hint() -> str:
+    return SETTLE
+
+
+def _shown(inputs: Any) -> str:
+    return inputs.source.removeprefix("synthetic: ")

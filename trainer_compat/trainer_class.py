@@ -1,0 +1,87 @@
+"""Which Trainer the user's run builds: a kind (``trainer``, ``seq2seq``, ``sft``) or their own subclass.
+
+A user's subclass (``class MyTrainer(Trainer)`` overriding ``compute_loss``, as LLaVA and most multimodal
+fine-tuning repos do) changes what the model must provide; the probe and ``preflight`` run that class, and
+the static rules ask ``TrainingSetup.overrides`` before demanding what only the stock methods need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainer_compat.errors import TargetError, UsageError
+
+TRAINER_KINDS = ("trainer", "seq2seq", "sft")  # sft: TRL's SFTTrainer, a Trainer subclass
+
+
+def is_trainer_spec(value: Any) -> bool:
+    """A ``module:Name`` / ``path.py:Name`` naming a Trainer subclass, rather than a kind."""
+    return isinstance(value, str) and ":" in value
+
+
+def resolve_trainer(spec: Any) -> tuple[str, type | None]:
+    """``(kind, class)``: a kind name gives ``(kind, None)``; a class or a ``path:Name`` gives its kind and itself."""
+    if spec is None:
+        return "trainer", None
+    if isinstance(spec, str) and not is_trainer_spec(spec):
+        if spec not in TRAINER_KINDS:
+            raise UsageError(f"--trainer: unknown trainer {spec!r} (choose from {', '.join(TRAINER_KINDS)}, "
+                             "or name a Trainer subclass as module:Name or path/file.py:Name)")
+        return spec, None
+    cls = _load(spec) if isinstance(spec, str) else spec
+    import transformers
+
+    if not isinstance(cls, type) or not issubclass(cls, transformers.Trainer):
+        raise UsageError(f"--trainer: {_name(spec)} is not a transformers.Trainer subclass")
+    return kind_of(cls), cls
+
+
+def kind_of(cls: type) -> str:
+    """The stock trainer a class derives from: its arguments class and protocol."""
+    import transformers
+
+    if _is_sft(cls):
+        return "sft"
+    return "seq2seq" if issubclass(cls, transformers.Seq2SeqTrainer) else "trainer"
+
+
+def stock_class(kind: str) -> type:
+    import transformers
+
+    if kind == "sft":
+        from trl import SFTTrainer
+
+        return SFTTrainer
+    return transformers.Seq2SeqTrainer if kind == "seq2seq" else transformers.Trainer
+
+
+def overrides(cls: type | None, kind: str, method: str) -> bool:
+    """True when the user's class replaces ``method`` of the stock trainer it derives from."""
+    if cls is None:
+        return False
+    try:
+        stock = stock_class(kind)
+    except ImportError:
+        return False
+    return getattr(cls, method, None) is not getattr(stock, method, None)
+
+
+def _is_sft(cls: type) -> bool:
+    try:
+        from trl import SFTTrainer
+    except Exception:  # TRL absent or broken: no class derives from it here
+        return False
+    return issubclass(cls, SFTTrainer)
+
+
+def _load(spec: str) -> Any:
+    from trainer_compat.targets import load_target
+
+    try:
+        return load_target(spec)
+    except TargetError as exc:
+        raise UsageError(f"--trainer: {exc}") from exc
+
+
+def _name(spec: Any) -> str:
+    return spec if isinstance(spec, str) else getattr(spec, "__qualname__", type(spec).__name__)
