@@ -15,4 +15,11 @@ CORPUS: tuple[str, ...] = (
     "stack_llama_reward",
     "re_entity_start",
     "simcse_bert",
+    "llava_llama",
+    "ultravox",
+    "t5_unscrambling",
+    "trl_seq2seq_value_head",
+    "rnn_custom_trainer",
+    "rbert",
+    "bert_text_classifier",
 )
