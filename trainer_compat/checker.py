@@ -45,22 +45,38 @@ def check(
     real Trainer on a tiny batch, after which the model is bitwise as it was: the batch comes from ``data``
     (a Dataset, a list of examples or a zero-argument callable returning one; collated by ``collator`` when
     given), else ``sample`` (one example as a dict of tensors, or a .pt/.json path), else is synthesized from
-    what the model declares (a failure the invention could explain is reported as inconclusive, TC609). Without the probe a
-    class or factory is built on the meta device (no weights allocated); an instance is checked as it is, never
+    what the model declares (a failure the invention could explain is reported as inconclusive, TC609). With
+    ``data`` the check takes the path of ``preflight``: the Trainer is built with that data, and its columns,
+    collator output and batch are checked too (TC701-TC704). Without the probe a class or factory is built on the meta device (no weights allocated); an instance is checked as it is, never
     copied. ``transformers_version``: the verdict for that release instead of the installed one (a forecast:
     trainer_compat/forecast.py). ``peft``: the adapter config (a LoraConfig or a dict of its fields) the model
     will get: adds the PEFT rules. ``# trainer-compat: ignore[CODE] reason`` comments on the class line apply,
     as on the command line.
     """
     setup = build_setup(args, trainer, data=data, collator=collator)
-    subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs, meta=not probe)
+    subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs,
+                            meta=not probe and data is None)
     from trainer_compat.rules.peft import peft_profile
 
     with peft_profile(peft):
-        report = check_subject(subject, setup, probe=probe, sample=sample, transformers_version=transformers_version)
+        if data is not None:
+            report = _with_data(subject, setup, probe, transformers_version)
+        else:
+            report = check_subject(subject, setup, probe=probe, sample=sample,
+                                   transformers_version=transformers_version)
     from trainer_compat.suppress import apply_suppressions
 
     return apply_suppressions(report)
+
+
+def _with_data(subject: Subject, setup: TrainingSetup, probe: bool, version: str | None) -> Report:
+    from trainer_compat.preflight import data_report
+
+    if version is not None:
+        raise UsageError("--transformers-version forecasts from data; --data builds the installed Trainer: drop one")
+    if subject.instance is None:
+        raise UsageError(f"--data: {subject.target} was not built ({subject.not_built})")
+    return data_report(subject.instance, setup, probe, subject.target)
 
 
 def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None,

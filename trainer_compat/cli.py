@@ -41,8 +41,14 @@ def _add_check(sub: Any) -> None:
     check.add_argument("--config", metavar="PYPROJECT", help="read [tool.trainer-compat] from this file")
     check.add_argument("--args", dest="training_args", metavar="JSON|FILE",
                        help="TrainingArguments fields: a JSON object or a .json/.yaml file")
-    check.add_argument("--trainer", choices=("trainer", "seq2seq", "sft"),
-                       help="the trainer class: Trainer, Seq2SeqTrainer or TRL's SFTTrainer (needs trl)")
+    check.add_argument("--trainer", metavar="KIND|MODULE:CLASS",
+                       help="trainer (default), seq2seq, sft (TRL's SFTTrainer), or your Trainer subclass as "
+                            "module:Name or path/file.py:Name (its compute_loss and prediction_step are judged)")
+    check.add_argument("--data", metavar="MODULE:NAME",
+                       help="your training examples: a Dataset, a list of examples or a zero-argument function "
+                            "returning one; checked as preflight does (columns, collator, batch), and the probe "
+                            "runs on them")
+    check.add_argument("--collator", metavar="MODULE:NAME", help="the data collator your run uses (with --data)")
     check.add_argument("--transformers-version", metavar="X.Y.Z",
                        help="the verdict for this transformers release instead of the installed one (a forecast)")
     check.add_argument("--peft", metavar="JSON|FILE", help="the adapter config (LoraConfig fields) the model will get")
@@ -70,7 +76,10 @@ def _codes(text: str | None) -> list[str] | None:
 def _cli_overrides(options: argparse.Namespace) -> dict[str, Any]:
     if options.sample and not options.probe:
         raise UsageError("--sample is for the probe: add --probe")
-    return {"args": _args(options.training_args), "trainer": options.trainer,
+    if options.collator and not options.data:
+        raise UsageError("--collator collates --data: add --data")
+    return {"args": _args(options.training_args), "trainer": options.trainer, "data": options.data,
+            "collator": options.collator,
             "init-kwargs": _init_kwargs(options.init_kwargs), "probe": options.probe, "sample": options.sample,
             "select": _codes(options.select), "ignore": _codes(options.ignore), "fail-on": options.fail_on}
 

@@ -3,7 +3,9 @@
     [tool.trainer-compat]
     targets = ["my_project.models:Wrapper", "src/reward.py:RewardModel"]
     args = "train_args.yaml"            # or an inline table of TrainingArguments fields
-    trainer = "trainer"                 # or "seq2seq", or "sft" (TRL's SFTTrainer)
+    trainer = "trainer"                 # or "seq2seq", "sft" (TRL's SFTTrainer), or "train.py:MyTrainer"
+    data = "train.py:make_dataset"      # your examples (a Dataset, a list, or a function returning one)
+    collator = "train.py:collate"       # the data collator your run uses
     select = ["ALL"]
     ignore = ["TC104"]
     fail-on = "error"                   # or "warning"
@@ -31,7 +33,7 @@ from trainer_compat.features import TRAINER_KINDS, load_args_spec
 
 TABLE = "trainer-compat"
 FAIL_ON = ("error", "warning")
-_TARGET_KEYS = {"args", "trainer", "init-kwargs", "select", "ignore", "probe", "sample", "fail-on"}
+_TARGET_KEYS = {"args", "trainer", "init-kwargs", "select", "ignore", "probe", "sample", "fail-on", "data", "collator"}
 _GLOBAL_KEYS = _TARGET_KEYS | {"targets", "per-target", "format", "transformers-version", "peft"}
 
 
@@ -48,6 +50,8 @@ class TargetSettings:
     probe: bool = False
     sample: str | None = None
     fail_on: str = "error"
+    data: str | None = None  # module:Name of the user's examples
+    collator: str | None = None  # module:Name of the user's data collator
 
 
 @dataclass(frozen=True)
@@ -150,8 +154,13 @@ def _known_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
 
 
 def _check_values(scope: dict[str, Any], where: str) -> None:
-    if "trainer" in scope and scope["trainer"] not in TRAINER_KINDS:
-        raise UsageError(f"{where}: trainer must be one of {', '.join(TRAINER_KINDS)}, not {scope['trainer']!r}")
+    trainer = scope.get("trainer")
+    if trainer is not None and (not isinstance(trainer, str) or (trainer not in TRAINER_KINDS and ":" not in trainer)):
+        raise UsageError(f"{where}: trainer must be one of {', '.join(TRAINER_KINDS)} or a 'module:Name' of a "
+                         f"Trainer subclass, not {trainer!r}")
+    for key in ("data", "collator"):
+        if key in scope and (not isinstance(scope[key], str) or ":" not in scope[key]):
+            raise UsageError(f"{where}: {key} must be a 'module:Name' or 'path/file.py:Name' string")
     if "fail-on" in scope and scope["fail-on"] not in FAIL_ON:
         raise UsageError(f"{where}: fail-on must be one of {', '.join(FAIL_ON)}, not {scope['fail-on']!r}")
     for key in ("select", "ignore"):
@@ -208,15 +217,25 @@ def settings_for(target: str, config: Config, cli: dict[str, Any], *, from_confi
     if sample and not Path(sample).is_absolute():
         sample = str(arg_root["sample"] / sample)
     select = merged.get("select")
+    specs = {k: _spec(merged.get(k), arg_root.get(k, root)) for k in ("trainer", "data", "collator")}
     return TargetSettings(
         target=target,
         spec=resolve_spec(target, root) if config.path and from_config else target,
         args=_args(merged.get("args"), arg_root.get("args", root)),
-        trainer=merged.get("trainer") or "trainer",
+        trainer=specs["trainer"] or "trainer",
         init_kwargs=dict(merged.get("init-kwargs") or {}),
         selection=Selection.of(_code_list(select, "select") if select is not None else None,
                                _code_list(merged.get("ignore", []), "ignore")),
         probe=bool(merged.get("probe", False)),
         sample=sample,
         fail_on=merged.get("fail-on") or "error",
+        data=specs["data"],
+        collator=specs["collator"],
     )
+
+
+def _spec(value: str | None, root: Path) -> str | None:
+    """A ``path/file.py:Name`` made absolute against where it was written (config directory or cwd)."""
+    if not value or ":" not in value:
+        return value
+    return resolve_spec(value, root)

@@ -64,14 +64,50 @@ def run_checks(settings: list[Any], options: Any, fmt: str) -> list[Report]:
         from trainer_compat.static_mode import check_static
         from trainer_compat.workflow import _setup
 
-        return [finalize(check_static(s.spec, _setup(s.args, s.trainer), target=s.target), s.selection)
-                for s in settings]
+        return [finalize(_static(s, check_static, _setup), s.selection) for s in settings]
     if not (isolate if isolate is not None else isolate_by_default(fmt)):
         return [check_target(s) for s in settings]
     limits = _limits(options)
-    requests = [{"spec": s.spec, "target": s.target, "args": s.args, "trainer": s.trainer,
-                 "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample} for s in settings]
+    requests = [{"spec": s.spec, "target": s.target, "args": s.args, "trainer": s.trainer, "data": s.data,
+                 "collator": s.collator, "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample}
+                for s in settings]
     return [finalize(r, s.selection) for r, s in zip(check_isolated(requests, limits), settings)]
+
+
+def _static(settings: Any, check_static: Any, setup: Any) -> Report:
+    """``--static`` imports nothing: a Trainer subclass is rebuilt from its source like the target; data and a
+    collator stay unread."""
+    import dataclasses
+
+    from trainer_compat.features import build_setup
+    from trainer_compat.trainer_class import is_trainer_spec
+
+    unread = [f"--{k} {v}" for k, v in (("data", settings.data), ("collator", settings.collator)) if v]
+    trainer = settings.trainer
+    if is_trainer_spec(trainer):
+        trainer = _static_trainer(trainer)
+        if trainer is None:
+            unread.append(f"--trainer {settings.trainer}")
+            trainer = "trainer"
+    chosen = setup(settings.args, trainer) if isinstance(trainer, str) else build_setup(settings.args, trainer)
+    report = check_static(settings.spec, chosen, target=settings.target)
+    if not unread:
+        return report
+    note = f"static: {', '.join(unread)} not read (--static runs no code)"
+    return dataclasses.replace(report, skipped=[*report.skipped, note])
+
+
+def _static_trainer(spec: str) -> type | None:
+    """The user's Trainer subclass rebuilt from source (its overrides are what the rules ask about)."""
+    import transformers
+
+    from trainer_compat.static_mode import static_subject
+
+    try:
+        cls = static_subject(spec).cls
+    except UsageError:
+        return None
+    return cls if isinstance(cls, type) and issubclass(cls, transformers.Trainer) else None
 
 
 def _limits(options: Any) -> Limits:
@@ -275,13 +311,14 @@ def _child_main() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     sys.path[:] = payload["sys_path"]
     _quiet()
-    from trainer_compat.features import build_setup
     from trainer_compat.versions import installed_torch, installed_transformers
+    from trainer_compat.workflow import _setup
 
     _send(out, {"ready": {"transformers": str(installed_transformers()), "torch": installed_torch()}})
     for index, request in enumerate(payload["requests"]):
         try:
-            setup = build_setup(request.get("args"), request.get("trainer") or "trainer")
+            setup = _setup(request.get("args"), request.get("trainer") or "trainer", request.get("data"),
+                           request.get("collator"))
         except UsageError as exc:
             _send(out, {"usage": str(exc)})
             return
@@ -299,14 +336,18 @@ def _quiet() -> None:
 
 
 def _check_one(request: dict[str, Any], setup: Any) -> dict[str, Any]:
-    from trainer_compat.checker import build_subject, check_subject
+    from trainer_compat.checker import _with_data, build_subject, check_subject
     from trainer_compat.targets import load_target
 
     spec = request["spec"]
     try:
         subject = build_subject(load_target(spec), target=request.get("target") or spec,
-                                init_kwargs=request.get("init_kwargs"), meta=not request.get("probe"))
-        report = check_subject(subject, setup, probe=bool(request.get("probe")), sample=request.get("sample"))
+                                init_kwargs=request.get("init_kwargs"),
+                                meta=not request.get("probe") and setup.data is None)
+        if setup.data is not None:
+            report = _with_data(subject, setup, bool(request.get("probe")), None)
+        else:
+            report = check_subject(subject, setup, probe=bool(request.get("probe")), sample=request.get("sample"))
         return {"report": report.to_dict()}
     except MemoryError:
         return {"kind": "memory", "detail": "raised MemoryError under the memory cap"}

@@ -58,19 +58,29 @@ def preflight(trainer: Any, probe: bool = True, *, raise_on_error: bool = False,
     ``select``/``ignore`` filter codes as on the command line.
     """
     from trainer_compat.catalog import Selection
-    from trainer_compat.checker import check_subject
-    from trainer_compat.features import build_setup
-    from trainer_compat.subject import Subject
     from trainer_compat.workflow import fails, finalize
 
     selection = Selection.of(select, ignore)
+    report = finalize(trainer_report(trainer, probe), selection)
+    if raise_on_error and fails(report, fail_on):
+        raise IncompatibleTrainerError(report)
+    return report
+
+
+def trainer_report(trainer: Any, probe: bool, target: str | None = None) -> Report:
+    """The model rules under the trainer's class, arguments and data, the data findings and (``probe``) the
+    dry-run of that class on its own first examples and collator; suppressions and selection not applied."""
+    from trainer_compat.checker import check_subject
+    from trainer_compat.features import build_setup
+    from trainer_compat.subject import Subject
+
     with preserved(trainer):
         data = inspect_data(trainer)
         dataset = trainer.train_dataset if trainer.train_dataset is not None else trainer.eval_dataset
         usable = probe and dataset is not None and data.collator_error is None and isinstance(data.batch, Mapping)
         setup = build_setup(trainer.args, type(trainer), data=dataset if usable else None,
                             collator=trainer.data_collator, trainer_kwargs=_init_extras(trainer))
-        subject = Subject.of(trainer.model, type(trainer.model).__qualname__)
+        subject = Subject.of(trainer.model, target or type(trainer.model).__qualname__)
         runs_probe = probe and setup.trainer != "sft"
         report = check_subject(subject, setup, probe=runs_probe)
     notes = list(report.skipped) + data.notes
@@ -81,10 +91,34 @@ def preflight(trainer: Any, probe: bool = True, *, raise_on_error: bool = False,
         notes.append("probe: ran on a synthetic batch: the trainer's first batch could not be used")
     findings = sorted([*report.findings, *data_findings(trainer, data, report.transformers_version)],
                       key=lambda f: (-f.severity.rank, f.rule))
-    report = finalize(dataclasses.replace(report, findings=findings, skipped=notes), selection)
-    if raise_on_error and fails(report, fail_on):
-        raise IncompatibleTrainerError(report)
-    return report
+    return dataclasses.replace(report, findings=findings, skipped=notes)
+
+
+def data_report(model: Any, setup: Any, probe: bool, target: str) -> Report:
+    """``check(model, data=...)`` / ``--data``: the path of ``preflight``, on the Trainer the user's run builds
+    (their class, arguments, data and collator), constructed here without reporting anywhere."""
+    return trainer_report(build_trainer(model, setup), probe, target)
+
+
+def build_trainer(model: Any, setup: Any) -> Any:
+    from trainer_compat.errors import UsageError
+    from trainer_compat.features import Feature
+    from trainer_compat.probe.batch import user_data
+    from trainer_compat.trainer_class import stock_class
+
+    cls = setup.trainer_class or stock_class(setup.trainer)
+    args = dataclasses.replace(setup.args, report_to=[])
+    data = user_data(setup.data).data
+    kwargs: dict[str, Any] = dict(model=model, args=args, train_dataset=data, **(setup.trainer_kwargs or {}))
+    if setup.has(Feature.EVAL):
+        kwargs["eval_dataset"] = data
+    if setup.collator is not None:
+        kwargs["data_collator"] = setup.collator
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise UsageError(f"--data: {cls.__name__}(model=, args=, train_dataset=...) raised TypeError: {exc}; build "
+                         "the trainer in your script and call trainer_compat.preflight(trainer)") from exc
 
 
 def _init_extras(trainer: Any) -> dict[str, Any]:
@@ -328,4 +362,5 @@ def _label_findings(trainer: Any, batch: Mapping[str, Any], version: str, locati
         fix="pass label_names=[...] naming the batch's label keys", feature="evaluation")]
 
 
-__all__ = ["DataView", "IncompatibleTrainerError", "data_findings", "inspect_data", "preflight", "preserved"]
+__all__ = ["DataView", "IncompatibleTrainerError", "data_findings", "data_report", "inspect_data", "preflight",
+           "preserved", "trainer_report"]

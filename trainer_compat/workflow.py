@@ -28,13 +28,26 @@ def select(report: Report, selection: Selection | None) -> Report:
     return dataclasses.replace(report, findings=selection.filter(report.findings))
 
 
-def _setup(args: dict[str, Any] | None, trainer: str) -> Any:
+def _setup(args: dict[str, Any] | None, trainer: str, data: str | None = None, collator: str | None = None) -> Any:
     from trainer_compat.features import build_setup
 
-    key = json.dumps([args, trainer], sort_keys=True, default=str)
+    key = json.dumps([args, trainer, data, collator], sort_keys=True, default=str)
     if key not in _SETUPS:
-        _SETUPS[key] = build_setup(args, trainer)
+        _SETUPS[key] = build_setup(args, trainer, data=_load(data, "--data"), collator=_load(collator, "--collator"))
     return _SETUPS[key]
+
+
+def _load(spec: str | None, option: str) -> Any:
+    """The object a ``module:Name`` option names (a data factory is called when the setup is used)."""
+    if spec is None:
+        return None
+    from trainer_compat.errors import TargetError, UsageError
+    from trainer_compat.targets import load_target
+
+    try:
+        return load_target(spec)
+    except TargetError as exc:
+        raise UsageError(f"{option}: {exc}") from exc
 
 
 def check_target(settings: Any) -> Report:
@@ -42,10 +55,14 @@ def check_target(settings: Any) -> Report:
     from trainer_compat.checker import build_subject, check_subject
     from trainer_compat.targets import load_target
 
-    setup = _setup(settings.args, settings.trainer)
+    setup = _setup(settings.args, settings.trainer, settings.data, settings.collator)
     obj = load_target(settings.spec)
     subject = build_subject(obj, target=settings.target, init_kwargs=settings.init_kwargs,
-                            meta=not settings.probe)
+                            meta=not settings.probe and setup.data is None)
+    if setup.data is not None:
+        from trainer_compat.checker import _with_data
+
+        return finalize(_with_data(subject, setup, settings.probe, None), settings.selection)
     report = check_subject(subject, setup, probe=settings.probe, sample=settings.sample)
     return finalize(report, settings.selection)
 

@@ -1,0 +1,249 @@
+"""No false alarms from the dry-run: it runs the user's Trainer class on their data, builds a batch the model would
+really get, and reports a failure its own invention could explain as inconclusive (TC609), never as an error.
+
+Each case is judged against the real Trainer on the same model (issue #11's reproductions)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+import transformers
+
+import trainer_compat
+from trainer_compat.findings import Severity
+from trainer_compat.testing import tiny_encoder
+
+VOCAB = 100
+
+
+def tiny_llama() -> nn.Module:
+    config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                      num_key_value_heads=2, intermediate_size=32, max_position_embeddings=64)
+    return transformers.LlamaForCausalLM(config)
+
+
+class OptionalInputIds(nn.Module):
+    """forward(input_ids=None, ...) around a Llama: the inner model needs input_ids all the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = tiny_llama()
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+
+class EncoderClassifier(nn.Module):
+    """BERT encoder + linear head: labels are one class index per example."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = tiny_encoder()
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        logits = self.head(self.encoder(input_ids=input_ids, attention_mask=attention_mask).pooler_output)
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return {"loss": loss, "logits": logits}
+
+
+class EntityMarkers(EncoderClassifier):
+    """Relation extraction: reads the hidden states at the [E1]/[E2] marker tokens (ids 5 and 6)."""
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        rows = torch.arange(input_ids.shape[0])
+        e1 = (input_ids == 5).nonzero()[:, 1].view(-1)[rows]
+        logits = self.head(hidden[rows, e1])
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return {"loss": loss, "logits": logits}
+
+
+class LogitsOnly(nn.Module):
+    """Returns logits; the user's Trainer subclass computes the loss (LLaVA / Higgs-Audio training forks). It names
+    ``labels`` so that Trainer keeps the column, and leaves them to the trainer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = tiny_llama()
+
+    def forward(self, input_ids, attention_mask=None, labels=None):
+        return {"logits": self.model(input_ids=input_ids, attention_mask=attention_mask).logits}
+
+
+class LossTrainer(transformers.Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs["logits"]
+        loss = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten())
+        return (loss, outputs) if return_outputs else loss
+
+
+def lm_rows(n: int = 4, extra: bool = False) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for _ in range(n):
+        ids = torch.randint(3, VOCAB, (8,), generator=g)
+        row = {"input_ids": ids, "attention_mask": torch.ones(8, dtype=torch.long), "labels": ids.clone()}
+        rows.append({**row, "text": "a caption"} if extra else row)
+    return rows
+
+
+def marker_rows(with_markers: bool = True) -> list[dict]:
+    ids = torch.tensor([7, 5, 9, 10, 6, 11, 12, 13]) if with_markers else torch.tensor([7, 8, 9, 10, 11, 12, 13, 14])
+    return [{"input_ids": ids, "attention_mask": torch.ones(8, dtype=torch.long), "labels": torch.tensor(1)}] * 4
+
+
+def train(model: nn.Module, rows: list, tmp_path: Path, cls=transformers.Trainer, **fields) -> None:
+    """The judge: the real Trainer, two steps on the same kind of data."""
+    args = transformers.TrainingArguments(str(tmp_path / "real"), max_steps=2, per_device_train_batch_size=2,
+                                          report_to="none", use_cpu=True, save_strategy="no", **fields)
+    cls(model=model, args=args, train_dataset=rows).train()
+
+
+def errors(report) -> list[str]:
+    return [f"{f.rule}: {f.message}" for f in report.findings if f.severity is Severity.ERROR]
+
+
+def test_an_optional_input_ids_parameter_is_still_given(tmp_path) -> None:
+    report = trainer_compat.check(OptionalInputIds, probe=True)
+    assert errors(report) == [] and "TC609" not in report.codes()
+    train(OptionalInputIds(), lm_rows(), tmp_path)
+
+
+def test_classifier_labels_are_class_indices(tmp_path) -> None:
+    report = trainer_compat.check(EncoderClassifier, probe=True)
+    assert errors(report) == [] and "TC609" not in report.codes()
+    train(EncoderClassifier(), marker_rows(), tmp_path)
+
+
+def test_a_failure_the_synthetic_batch_explains_is_inconclusive_not_an_error(tmp_path) -> None:
+    report = trainer_compat.check(EntityMarkers, probe=True)
+    assert report.compatible, errors(report)
+    (finding,) = [f for f in report.findings if f.rule == "TC609"]
+    assert finding.severity is Severity.INFO and finding.details["inconclusive"]
+    assert "synthesized" in finding.message and "--data" in (finding.fix or "")
+    assert "IndexError" in finding.message
+    train(EntityMarkers(), marker_rows(), tmp_path)  # the real run with real data trains
+
+
+def test_the_users_data_settles_it_both_ways(tmp_path) -> None:
+    settled = trainer_compat.check(EntityMarkers, probe=True, data=marker_rows())
+    assert settled.compatible and "TC609" not in settled.codes(), errors(settled)
+    broken = trainer_compat.check(EntityMarkers, probe=True, data=lambda: marker_rows(with_markers=False))
+    assert "TC601" in broken.codes() and not broken.compatible
+    with pytest.raises(IndexError):
+        train(EntityMarkers(), marker_rows(with_markers=False), tmp_path)
+
+
+def test_a_failure_outside_the_forward_stays_an_error() -> None:
+    report = trainer_compat.check(OptionalInputIds, probe=True, args={"gradient_checkpointing": True})
+    assert "TC601" in {f.rule for f in report.findings if f.severity is Severity.ERROR}
+    assert "TC609" not in report.codes()
+
+
+def test_preflight_catches_what_the_users_trainer_class_really_hits(tmp_path) -> None:
+    class Unnamed(LogitsOnly):
+        def forward(self, input_ids, attention_mask=None):  # no labels parameter: Trainer drops the column
+            return super().forward(input_ids, attention_mask)
+
+    args = transformers.TrainingArguments(str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=2,
+                                          report_to="none", use_cpu=True, save_strategy="no")
+    trainer = LossTrainer(model=Unnamed(), args=args, train_dataset=lm_rows())
+    report = trainer_compat.preflight(trainer)
+    assert any("KeyError: 'labels'" in e for e in errors(report)), report.findings
+    with pytest.raises(KeyError, match="labels"):
+        trainer.train()
+
+
+def test_preflight_runs_the_users_trainer_class(tmp_path) -> None:
+    args = transformers.TrainingArguments(str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=2,
+                                          report_to="none", use_cpu=True, save_strategy="no")
+    trainer = LossTrainer(model=LogitsOnly(), args=args, train_dataset=lm_rows())
+    report = trainer_compat.preflight(trainer)
+    assert report.compatible, errors(report)
+    assert not {"TC104", "TC601", "TC602"} & report.codes()
+    trainer.train()
+
+
+def test_the_stock_trainer_on_the_same_model_fails_and_is_reported(tmp_path) -> None:
+    report = trainer_compat.check(LogitsOnly, probe=True, data=lm_rows())
+    assert "TC601" in report.codes() and not report.compatible
+    with pytest.raises(ValueError, match="did not return a loss"):
+        train(LogitsOnly(), lm_rows(), tmp_path)
+
+
+def test_check_with_the_trainer_class_and_data_agrees_with_preflight() -> None:
+    report = trainer_compat.check(LogitsOnly, trainer=LossTrainer, probe=True, data=lm_rows(extra=True))
+    assert report.compatible, errors(report)
+    assert report.trainer == "LossTrainer"
+
+
+def test_preflight_on_peft_reads_the_base_models_signature(tmp_path) -> None:
+    peft = pytest.importorskip("peft")
+    model = peft.get_peft_model(tiny_llama(), peft.LoraConfig(task_type="CAUSAL_LM", r=4,
+                                                               target_modules=["q_proj", "v_proj"]))
+    args = transformers.TrainingArguments(str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=2,
+                                          report_to="none", use_cpu=True, save_strategy="no")
+    import datasets
+
+    rows = datasets.Dataset.from_list([{k: v.tolist() if hasattr(v, "tolist") else v for k, v in r.items()}
+                                       for r in lm_rows(extra=True)])
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=rows)
+    report = trainer_compat.preflight(trainer, raise_on_error=True)
+    assert [f.severity for f in report.findings if f.rule == "TC701"] == [Severity.INFO]
+    trainer.train()
+
+
+CLI_TARGETS = '''
+import torch
+from tests.test_attribution import LogitsOnly, LossTrainer, lm_rows
+
+def make_data():
+    return lm_rows(extra=True)
+
+def collate(rows):
+    return {k: torch.stack([r[k] for r in rows]) for k in ("input_ids", "attention_mask", "labels")}
+'''
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "trainer_compat", "check", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_cli_takes_the_trainer_class_data_and_collator(tmp_path) -> None:
+    (tmp_path / "run.py").write_text(CLI_TARGETS, encoding="utf-8")
+    root = Path(__file__).resolve().parent.parent
+    spec = f"{tmp_path / 'run.py'}"
+    base = [f"{spec}:LogitsOnly", "--format", "concise", "--isolate"]
+    plain = _cli(*base, "--probe", "--data", f"{spec}:make_data", cwd=root)
+    assert plain.returncode == 1 and "TC601" in plain.stdout, plain.stdout + plain.stderr
+    own = _cli(*base, "--probe", "--trainer", f"{spec}:LossTrainer", "--data", f"{spec}:make_data",
+               "--collator", f"{spec}:collate", cwd=root)
+    assert own.returncode == 0, own.stdout + own.stderr
+    here = "tests/test_attribution.py"
+    static = _cli(f"{here}:LogitsOnly", "--static", "--trainer", f"{here}:LossTrainer", "--format", "concise",
+                  cwd=root)
+    assert static.returncode == 0 and "TC104" not in static.stdout, static.stdout + static.stderr
+    stock = _cli(f"{here}:LogitsOnly", "--static", "--format", "concise", cwd=root)
+    assert stock.returncode == 1 and "TC104" in stock.stdout, stock.stdout + stock.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--trainer", "nope"], "unknown trainer 'nope'"),
+    (["--trainer", "torch.nn:Linear"], "is not a transformers.Trainer subclass"),
+    (["--collator", "x.py:c"], "--collator collates --data"),
+    (["--data", "no_such_module_tc:rows"], "--data:"),
+])
+def test_bad_trainer_data_or_collator_is_one_line_and_exit_2(args, message, tmp_path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    result = _cli("examples/higgs_audio_wrapper.py:HiggsAudioModelWrapper", *args, cwd=root)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
