@@ -1,7 +1,7 @@
 """Confusion matrices of trainer-compat against the real Trainer, per check mode, as markdown.
 
     python scripts/agreement_matrix.py                 # the agreement corpus (tests/corpus/), four profiles
-    python scripts/agreement_matrix.py --zoo           # and the zoo (tests/zoo.py) under tests/test_agreement.py's profiles
+    python scripts/agreement_matrix.py --zoo           # and the zoo (tests/zoo.py), test_agreement.py's profiles
     python scripts/agreement_matrix.py --only simcse_bert,ultravox --modes static,preflight
 
 Each model x profile is trained for two steps by the real Trainer (its own Trainer subclass, data and collator for the

@@ -169,8 +169,8 @@ def execute(entry: CorpusEntry, profile: str, workdir: Path, overrides: dict[str
         warnings.simplefilter("ignore")
         try:
             run = entry.build_trainer(profile, workdir, model=model, extra=overrides)
-            for method, name in (("training_step", "training step"), ("compute_loss", "training step"),
-                                 ("evaluate", "evaluation"), ("_save_checkpoint", "saving a checkpoint")):
+            for method, name in (("training_step", "training step"), ("evaluate", "evaluation"),
+                                 ("_save_checkpoint", "saving a checkpoint")):
                 phase.track(run, method, name)
             phase.current = "train()"
             run.train()

@@ -74,7 +74,7 @@ class RBERT(BertPreTrainedModel):
 
     def forward(self, input_ids, attention_mask, token_type_ids, labels, e1_mask, e2_mask):
         outputs = self.bert(input_ids, attention_mask=attention_mask,
-                            token_type_ids=token_type_ids)  # sequence_output, pooled_output, (hidden_states), (attentions)
+                            token_type_ids=token_type_ids)  # sequence_output, pooled_output, ...
         sequence_output = outputs[0]
         pooled_output = outputs[1]  # [CLS]
 

@@ -86,7 +86,8 @@ def make_data() -> list[dict]:
         seq = [3, w[0], E1, w[1], E1_END, w[2], E2, w[3], E2_END, w[4], 4][: 11]
         seq = seq + [0] * (12 - len(seq))
         rows.append({"input_ids": torch.tensor(seq), "attention_mask": torch.tensor([int(t != 0) for t in seq]),
-                     "labels": torch.tensor(i % NUM_LABELS), "sentence": f"sentence {i} with [E1] a [/E1] and [E2] b [/E2]"})
+                     "labels": torch.tensor(i % NUM_LABELS),
+                     "sentence": f"sentence {i} with [E1] a [/E1] and [E2] b [/E2]"})
     return rows
 
 

@@ -126,7 +126,7 @@ def Model() -> nn.Module:
 
 
 def make_data() -> list[dict]:
-    """rotten_tomatoes after preprocess_dataset: text, label, and input_ids = tokenizer.encode([text]) (a 1 x n list)."""
+    """rotten_tomatoes after preprocess_dataset: text, label, and input_ids = tokenizer.encode([text])."""
     g = torch.Generator().manual_seed(0)
     rows = []
     for i in range(ROWS):
