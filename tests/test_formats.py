@@ -95,7 +95,7 @@ def test_sarif_meets_github_code_scanning(rendered):
         assert len(rule["shortDescription"]["text"]) <= 1024 and len(rule["fullDescription"]["text"]) <= 1024
         assert rule["help"]["text"] and rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
     results = run["results"]
-    assert {r["ruleId"] for r in results} == {"TC101", "TC301", "TC901"}
+    assert {r["ruleId"] for r in results} == {"TC101", "TC102", "TC301", "TC901"}
     for result in results:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
         uri = result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
@@ -118,7 +118,7 @@ def test_junit_counts_every_rule_per_target(rendered):
 
 def test_concise_is_one_line_per_finding(rendered):
     lines = rendered["concise"].splitlines()
-    assert len(lines) == 4  # three findings and the summary
+    assert len(lines) == 5  # four findings and the summary
     assert all(re.match(r"^tests/golden/models\.py:\d+: TC\d{3} ", line) for line in lines[:-1])
 
 

@@ -221,3 +221,45 @@ def _is_discarded_pop(node: ast.AST) -> bool:
 
 def _name_used(node: ast.AST, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(node))
+
+
+def kwargs_keys_read(forward: Any) -> list[tuple[str, int]]:
+    """The keys a ``forward(**kwargs)`` reads by name (``kwargs.pop("x")``, ``kwargs.get("x")``, ``kwargs["x"]``,
+    ``"x" in kwargs``), each with the line in the forward's file where it is first read; [] without source."""
+    node = parse_function(forward)
+    if node is None or node.args.kwarg is None:
+        return []
+    var = node.args.kwarg.arg
+    first = function_first_line(forward)
+    keys: dict[str, int] = {}
+    for sub in ast.walk(node):
+        key = None
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in ("pop", "get") \
+                and _is_name(sub.func.value, var) and sub.args and _is_str(sub.args[0]):
+            key = sub.args[0].value
+        elif isinstance(sub, ast.Subscript) and _is_name(sub.value, var) and _is_str(sub.slice):
+            key = sub.slice.value
+        elif isinstance(sub, ast.Compare) and len(sub.ops) == 1 and isinstance(sub.ops[0], (ast.In, ast.NotIn)) \
+                and _is_str(sub.left) and _is_name(sub.comparators[0], var):
+            key = sub.left.value
+        if key is not None:
+            line = first + sub.lineno - 1
+            keys[key] = min(keys.get(key, line), line)
+    return sorted(keys.items(), key=lambda item: item[1])
+
+
+def function_first_line(function: Any) -> int:
+    """The line of ``def`` in the function's file (1 when unknown): AST line numbers count from it."""
+    target = getattr(inspect.unwrap(function), "__func__", inspect.unwrap(function))
+    try:
+        return inspect.getsourcelines(target)[1] or 1
+    except (TypeError, OSError):
+        return 1
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _is_str(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)

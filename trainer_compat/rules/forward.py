@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
 
 from packaging.version import Version
 
 from trainer_compat.features import Feature
-from trainer_compat.findings import Finding, Severity
+from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.forward import (
     ForwardView,
     can_return_loss,
     inspected_module,
+    kwargs_keys_read,
     label_names,
     loss_kwargs_decision,
     loss_module,
@@ -22,7 +22,7 @@ from trainer_compat.protocol.data import ACCEPTS_LOSS_KWARGS_ATTR, ACCUMULATION_
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.subject import parse_function, source_location
+from trainer_compat.subject import source_location
 from trainer_compat.versions import VersionRange
 
 _HEAD = """
@@ -71,6 +71,40 @@ def _forward_location(ctx: Context, view: ForwardView):  # -> Location | None
     return source_location(view.function) or ctx.subject.location
 
 
+# Keys a forward(**kwargs) may read that do not come from dataset columns: Trainer passes num_items_in_batch;
+# the stock collators build labels / masks / position ids / decoder inputs from the columns they keep; a PEFT
+# model and generate() pass the rest.
+_NOT_FROM_COLUMNS = frozenset({
+    "num_items_in_batch", "labels", "attention_mask", "position_ids", "token_type_ids", "decoder_input_ids",
+    "decoder_attention_mask", "special_tokens_mask", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q",
+    "max_length_k", "seq_idx", "inputs_embeds", "output_attentions", "output_hidden_states", "return_dict",
+    "use_cache", "past_key_values", "cache_position", "task_ids", "logits_to_keep"})
+KWARGS_READER = _HEAD.replace("tie=False)", "tie=False)\n        self.audio_proj = nn.Linear(32, 32)") + """
+    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+        audio_features = kwargs.get("audio_features")  # (batch, seq, 32) when the batch carries it
+        embeds = self.model.get_input_embeddings()(input_ids)
+        if audio_features is not None:
+            embeds = embeds + self.audio_proj(audio_features)
+        return self.model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+"""
+
+
+OWN_PREDICTION_STEP = """
+import torch
+from transformers import Trainer
+
+class MyTrainer(Trainer):
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad():
+            loss = model(**inputs).loss.detach()
+        return loss, None, None
+"""
+def _stock_collator(collator: object) -> bool:
+    """No collator given, or one of transformers' / TRL's (which build only the keys in _NOT_FROM_COLUMNS)."""
+    return collator is None or type(collator).__module__.split(".")[0] in ("transformers", "trl")
+
+
 class ColumnsDropped(Rule):
     code = "TC101"
     name = "columns-dropped"
@@ -81,11 +115,16 @@ class ColumnsDropped(Rule):
         "`inspect.signature(model.forward)`, plus `label`, `label_ids` and the label names. A forward that "
         "takes `**kwargs`, a single `batch` argument, or a `torch.compile`d module (`(*args, **kwargs)`) "
         "names none of them: a `datasets.Dataset` raises `No columns in the dataset match the model's forward "
-        "method signature`, a list of dicts reaches the model empty. Name the inputs in the forward, or set "
-        "`remove_unused_columns=False`."
+        "method signature`, a list of dicts reaches the model empty. A forward that names some inputs and reads "
+        "another from `**kwargs` by name (`kwargs.get(\"audio_features\")`, `kwargs[\"pixel_values\"]`) never "
+        "gets that one from the dataset: `kwargs[...]` raises KeyError, `kwargs.get(...)` silently trains without "
+        "it (an error; a warning when a custom data collator, which may build it from the kept columns, is "
+        "given). A `**kwargs` that is only passed on is a warning. Name the inputs in the forward, or set "
+        "`remove_unused_columns=False` (then every column arrives and the rule is silent)."
     )
-    fires = (Example(KWARGS_WRAPPER),)
-    silent = (Example(EXPLICIT_WRAPPER), Example(KWARGS_WRAPPER, args={"remove_unused_columns": False}))
+    fires = (Example(KWARGS_WRAPPER), Example(KWARGS_READER))
+    silent = (Example(EXPLICIT_WRAPPER), Example(KWARGS_WRAPPER, args={"remove_unused_columns": False}),
+              Example(KWARGS_READER, args={"remove_unused_columns": False}))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         from trainer_compat.rules.trl import sft_keeps_fixed_columns
@@ -113,19 +152,44 @@ class ColumnsDropped(Rule):
                     fix="name the inputs in forward (`def forward(self, input_ids, attention_mask=None, "
                         "labels=None, ...)`), or pass remove_unused_columns=False")
             elif view.var_keyword:
-                yield self.finding(
-                    ctx, f"{cls}.forward{view.short} takes **{view.var_keyword}, but remove_unused_columns keeps "
-                         f"only {', '.join(named)} (+ label, label_ids, label names){where}: any other column "
-                         f"the model expects through **{view.var_keyword} never arrives",
-                    severity=Severity.WARNING, member="forward", feature=Feature.REMOVE_UNUSED_COLUMNS,
-                    location=_forward_location(ctx, view),
-                    fix="name every input in forward, or pass remove_unused_columns=False")
+                yield self._kwargs_finding(ctx, view, cls, named, where)
         elif batchlike:
             yield self.finding(
                 ctx, f"{cls}.forward{view.short} takes the batch as one argument, but Trainer calls "
                      "model(**inputs): every column arrives as a keyword and the call raises TypeError",
                 member="forward", feature=Feature.TRAIN, location=_forward_location(ctx, view),
                 fix="take the inputs as keyword parameters (`def forward(self, input_ids, labels=None)`)")
+
+    def _kwargs_finding(self, ctx: Context, view: ForwardView, cls: str, named: list[str], where: str) -> Finding:
+        var = view.var_keyword
+        module = inspected_module(ctx.subject)
+        kept = set(named) | {"label", "label_ids"} | set(ctx.setup.args.label_names or label_names(
+            type(module) if module is not None else ctx.subject.cls))
+        read = [(k, line) for k, line in kwargs_keys_read(view.function) if k not in kept | _NOT_FROM_COLUMNS]
+        if not read:
+            return self.finding(
+                ctx, f"{cls}.forward{view.short} takes **{var}, but remove_unused_columns keeps only "
+                     f"{', '.join(named)} (+ label, label_ids, label names){where}: any other column the model "
+                     f"expects through **{var} never arrives",
+                severity=Severity.WARNING, member="forward", feature=Feature.REMOVE_UNUSED_COLUMNS,
+                location=_forward_location(ctx, view),
+                fix="name every input in forward, or pass remove_unused_columns=False")
+        keys = ", ".join(repr(k) for k, _ in read)
+        at = source_location(view.function)
+        location = Location(at.file, read[0][1]) if at else _forward_location(ctx, view)
+        collator = ctx.setup.collator
+        custom = not _stock_collator(collator)
+        return self.finding(
+            ctx, f"{cls}.forward reads {keys} from **{var} ({location}), but remove_unused_columns keeps only "
+                 f"{', '.join(named)} (+ label, label_ids, label names){where}: "
+                 + (f"the dataset's {keys} column never arrives (unless the custom collator "
+                    f"{type(collator).__name__} builds it from the kept columns)" if custom else
+                    f"no dataset column {keys} can ever arrive: `{var}[...]` raises KeyError at the first step, "
+                    f"`{var}.get(...)` silently trains without it"),
+            severity=Severity.WARNING if custom else Severity.ERROR, member="forward",
+            feature=Feature.REMOVE_UNUSED_COLUMNS, location=location,
+            fix=f"name {keys} as forward parameters (`def forward(self, {', '.join(named)}, "
+                f"{'=None, '.join(k for k, _ in read)}=None, **{var})`), or pass remove_unused_columns=False")
 
 
 class NoLabelNames(Rule):
@@ -136,35 +200,46 @@ class NoLabelNames(Rule):
     explanation = (
         "Trainer's default `label_names` are the forward parameters whose name contains `label` "
         "(`find_labels(model.__class__)`). With none, `prediction_step` treats every batch as unlabeled: "
-        "`evaluate()` reports no `eval_loss`, predictions carry no label ids, and "
-        "`load_best_model_at_end` with the default `metric_for_best_model='loss'` raises KeyError at the "
-        "first evaluation. Name the label parameter in forward, or set `label_names`."
+        "`evaluate()` reports no `eval_loss` and predictions carry no label ids. An error when the arguments switch "
+        "evaluation on (`eval_strategy` other than \"no\", or `do_eval`): the evaluation the run asks for silently "
+        "measures nothing, and with `metric_for_best_model='loss'` (the default of `load_best_model_at_end`) it "
+        "raises KeyError at the first evaluation. A warning otherwise. Silent when a Trainer subclass overrides "
+        "`prediction_step`. Name the label parameter in forward, or set `label_names`."
     )
-    fires = (Example(KWARGS_WRAPPER, args={"eval_strategy": "steps", "eval_steps": 1, "save_strategy": "steps",
-                                           "save_steps": 1, "load_best_model_at_end": True,
-                                           "remove_unused_columns": False}),)
+    _EVAL = {"eval_strategy": "steps", "eval_steps": 1, "remove_unused_columns": False}
+    fires = (Example(KWARGS_WRAPPER, args={**_EVAL, "save_strategy": "steps", "save_steps": 1,
+                                           "load_best_model_at_end": True}),
+             Example(KWARGS_WRAPPER, args=_EVAL))
     silent = (Example(EXPLICIT_WRAPPER, args={"eval_strategy": "steps", "eval_steps": 1, "save_strategy": "steps",
                                               "save_steps": 1, "load_best_model_at_end": True}),
-              Example(KWARGS_WRAPPER, args={"eval_strategy": "steps", "eval_steps": 1, "label_names": ["labels"],
-                                            "remove_unused_columns": False}))
+              Example(KWARGS_WRAPPER, args={**_EVAL, "label_names": ["labels"]}),
+              Example(KWARGS_WRAPPER, args=_EVAL, trainer_code=OWN_PREDICTION_STEP))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        if not ctx.has(Feature.EVAL) or ctx.setup.args.label_names is not None:
+        if ctx.setup.args.label_names is not None:
             return
+        if ctx.setup.overrides("prediction_step"):
+            return  # the user's Trainer decides what evaluation computes
         module = inspected_module(ctx.subject)
         klass = type(module) if module is not None else ctx.subject.cls
         if label_names(klass) or can_return_loss(klass):
             return
+        evaluating = ctx.has(Feature.EVAL)
         metric = str(ctx.setup.args.metric_for_best_model or "")
-        fatal = ctx.has(Feature.LOAD_BEST) and metric.removeprefix("eval_") == "loss"
-        consequence = ("load_best_model_at_end reads metrics['eval_loss'] and raises KeyError at the first "
-                       "evaluation" if fatal else "evaluate() silently reports no eval_loss and predictions "
-                       "carry no label ids")
+        fatal = evaluating and metric.removeprefix("eval_") == "loss"
+        if fatal:
+            consequence = (f"metric_for_best_model={metric!r} reads metrics['eval_loss'] and raises KeyError at the "
+                           "first evaluation")
+        elif evaluating:
+            consequence = ("the evaluation these arguments switch on silently reports no eval_loss, and predictions "
+                           "carry no label ids")
+        else:
+            consequence = "once evaluation is switched on, evaluate() reports no eval_loss"
         site = resolve(_LABELS_SITE)
         yield self.finding(
             ctx, f"{klass.__name__}.forward has no parameter named like a label, so Trainer's label_names is []"
                  f"{' (' + str(site) + ')' if site else ''}: {consequence}",
-            severity=Severity.ERROR if fatal else Severity.WARNING, member="forward", feature=Feature.EVAL,
+            severity=Severity.ERROR if evaluating else Severity.WARNING, member="forward", feature=Feature.EVAL,
             call_site=site, location=_forward_location(ctx, ForwardView.of(ctx.subject)),
             fix="name the label parameter in forward (`labels=None`), or pass label_names=['labels']")
 
@@ -240,43 +315,3 @@ class LossKwargsIgnored(Rule):
             fix=f"declare `accepts_loss_kwargs = False` on the wrapper class "
                 f"(transformers {ACCEPTS_LOSS_KWARGS_ATTR}+), "
                 "or pass **kwargs on to an inner model whose loss uses num_items_in_batch")
-
-
-class LossMissingFromOutput(Rule):
-    code = "TC104"
-    name = "no-loss-in-output"
-    severity = Severity.ERROR
-    summary = "The forward visibly returns a dict without `loss`, or a bare tensor."
-    explanation = (
-        "Trainer's compute_loss reads `outputs['loss']` from a dict or `outputs[0]` from a tuple. A forward "
-        "whose every return is a dict literal without a `loss` key fails with `The model did not return a "
-        "loss from the inputs`. This is the part of the output contract visible without running; the probe "
-        "(`--probe`) checks the rest."
-    )
-    fires = (Example(_HEAD + """
-    def forward(self, input_ids, labels=None):
-        out = self.model(input_ids=input_ids)
-        return {"logits": out.logits}
-"""),)
-    silent = (Example(EXPLICIT_WRAPPER), Example(_HEAD + """
-    def forward(self, input_ids, labels=None):
-        out = self.model(input_ids=input_ids, labels=labels)
-        return {"loss": out.loss, "logits": out.logits}
-"""))
-
-    def check(self, ctx: Context) -> Iterator[Finding]:
-        view = ForwardView.of(ctx.subject)
-        node = parse_function(view.function)
-        if node is None or ctx.subject.is_pretrained:
-            return
-        returns = [n.value for n in ast.walk(node) if isinstance(n, ast.Return) and n.value is not None]
-        if not returns or not all(isinstance(r, ast.Dict) for r in returns):
-            return
-        keys = {k.value for r in returns for k in r.keys if isinstance(k, ast.Constant)}
-        if "loss" in keys or any(k is None for r in returns for k in r.keys):
-            return
-        yield self.finding(
-            ctx, f"{ctx.subject.cls.__name__}.forward returns a dict with keys {sorted(keys)} and no 'loss': "
-                 "Trainer's compute_loss raises 'The model did not return a loss from the inputs'",
-            member="forward", feature=Feature.TRAIN, location=_forward_location(ctx, view),
-            fix="compute the loss in forward when labels are given and return it under 'loss'")

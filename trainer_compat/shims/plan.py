@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -261,7 +260,7 @@ def _listed(names: Any) -> list[str]:
 
 
 def _forward(subject: Subject, model: nn.Module, found: Delegates, notes: Notes) -> dict[str, Any]:
-    from trainer_compat.forward import ForwardView, uses_num_items_in_batch
+    from trainer_compat.forward import ForwardView, kwargs_keys_read, uses_num_items_in_batch
     from trainer_compat.shims.discover import forward_target
 
     view = ForwardView.of(subject)
@@ -270,7 +269,7 @@ def _forward(subject: Subject, model: nn.Module, found: Delegates, notes: Notes)
     if view.var_keyword and not view.keyword_params and inner_path is not None:
         inner = resolve(model, inner_path)
         inner = inner.get_base_model() if is_peft(inner) else inner
-        out["forward_params"] = _pass_through(inspect.signature(inner.forward), _keys_read(type(model).forward))
+        out["forward_params"] = _pass_through(inspect.signature(inner.forward), [k for k, _ in kwargs_keys_read(type(model).forward)])
     passes = view.var_keyword is not None if out.get("forward_params") is None else any(
         kind == inspect.Parameter.VAR_KEYWORD for _, kind, _ in out["forward_params"])
     if passes and _state(subject, "accepts_loss_kwargs") == "missing" and uses_num_items_in_batch(
@@ -291,30 +290,6 @@ def _default(p: inspect.Parameter) -> Any:
     if p.default is inspect.Parameter.empty:
         return _EMPTY
     return p.default if isinstance(p.default, _SIMPLE) else None
-
-
-def _keys_read(forward: Any) -> list[str]:
-    """The keys a ``forward(**kwargs)`` reads by name: kwargs.pop("x"), kwargs.get("x"), kwargs["x"]."""
-    node = parse_function(forward)
-    if node is None or node.args.kwarg is None:
-        return []
-    var = node.args.kwarg.arg
-    keys = []
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in ("pop", "get") \
-                and _is_name(sub.func.value, var) and sub.args and _is_str(sub.args[0]):
-            keys.append(sub.args[0].value)
-        elif isinstance(sub, ast.Subscript) and _is_name(sub.value, var) and _is_str(sub.slice):
-            keys.append(sub.slice.value)
-    return list(dict.fromkeys(keys))
-
-
-def _is_name(node: ast.AST, name: str) -> bool:
-    return isinstance(node, ast.Name) and node.id == name
-
-
-def _is_str(node: ast.AST) -> bool:
-    return isinstance(node, ast.Constant) and isinstance(node.value, str)
 
 
 def signature_of(params: tuple[tuple[str, int, Any], ...]) -> inspect.Signature:
