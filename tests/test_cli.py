@@ -124,3 +124,32 @@ def test_a_reader_that_leaves_early_gets_no_traceback_and_the_verdict_stays(tmp_
     proc.stdout.close()
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1 and b"Traceback" not in err and b"error" not in err, err
+
+
+LOUD = '''
+import os
+import torch.nn as nn
+print("hello at import")
+
+class Loud(nn.Module):
+    def __init__(self):
+        super().__init__()
+        print("hello from __init__")
+        os.write(1, b"native write\\n")
+        self.lin = nn.Linear(2, 2)
+
+    def forward(self, x, labels=None):
+        return {"loss": self.lin(x).sum()}
+'''
+
+
+@pytest.mark.parametrize("isolation", ["--no-isolate", "--isolate"])
+@pytest.mark.parametrize("fmt", ["json", "sarif"])
+def test_what_a_target_prints_never_reaches_machine_readable_stdout(tmp_path, fmt, isolation):
+    (tmp_path / "loud.py").write_text(LOUD, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "trainer_compat", "check", f"{tmp_path / 'loud.py'}:Loud",
+                             "--format", fmt, isolation], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    json.loads(result.stdout)  # nothing but the report
+    if isolation == "--no-isolate":  # (an isolated child's own output does not come back)
+        assert "hello from __init__" in result.stderr and "native write" in result.stderr

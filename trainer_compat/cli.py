@@ -138,10 +138,30 @@ def _check_targets(options: argparse.Namespace, config: Any) -> int:
             load_sample(s)  # bad samples are usage errors, before any target is imported
     from trainer_compat.isolate import run_checks
 
-    reports = run_checks(settings, options, options.format or config.get("format") or "full")
+    with _stdout_to_stderr():  # what targets print (or the libraries they import) never mixes into the report
+        reports = run_checks(settings, options, options.format or config.get("format") or "full")
     _emit(_render(reports, options, config), options.output)
     code = exit_code(reports, [s.fail_on for s in settings])
     return EXIT_OK if options.exit_zero else code
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Point stdout, Python's and file descriptor 1 (for native code and isolated children), at stderr."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no real descriptor 1 (an embedding host): Python's stdout alone
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _render(reports: list[Any], options: argparse.Namespace, config: Any) -> str:

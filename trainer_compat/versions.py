@@ -15,6 +15,15 @@ def installed_transformers() -> Version:
     return Version(transformers.__version__)
 
 
+def installed_accelerate() -> Version | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return Version(version("accelerate"))
+    except PackageNotFoundError:
+        return None
+
+
 def installed_torch() -> str:
     import torch
 

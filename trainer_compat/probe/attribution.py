@@ -36,6 +36,18 @@ def invented_cause(failure: Any, observations: Any) -> str | None:
     return None
 
 
+def why_it_counts(failure: Any, observations: Any) -> str:
+    """For a failure reported as an error: why the inputs cannot be its cause."""
+    inputs = observations.inputs
+    if not inputs.synthetic:
+        return f"on your inputs ({inputs.source})"
+    if failure.phase in ("Trainer()", "save_model"):
+        return "independent of the batch"
+    if failure.exception == "TypeError" and any(f"'{k}'" in failure.message for k in _TRAINER_KWARGS):
+        return "Trainer itself passes this argument, whatever the data"
+    return "raised by Trainer outside the model's forward, so not by the synthesized values"
+
+
 def invented_loss_problem(observations: Any, finite: bool) -> str | None:
     """A loss that is not finite (invented values can do that), or not scalar or differentiable on a batch that
     left out inputs the real data may carry."""

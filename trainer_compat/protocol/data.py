@@ -24,6 +24,8 @@ ACCEPTS_LOSS_KWARGS_ATTR = "4.48.0"  # model.accepts_loss_kwargs is honoured
 SAVE_UNWRAPS_COMPILE = "4.52.0"  # _save unwraps torch.compile (keep_torch_compile=False): save_pretrained
 LABEL_SMOOTHING_READS_CONFIG = "4.56.0"  # Trainer.__init__ reads model.config with label smoothing on
 USE_CACHE_ASSIGNMENT = "5.0.0"  # Trainer.__init__ assigns model.config.use_cache
+# accelerate (not transformers) releases:
+ACCELERATE_DROPS_ABSENT_NO_SPLIT = "1.16.0"  # FSDP plugins skip _no_split_modules names the model lacks (no raise)
 
 _GC_FIX = (
     "delegate to the inner model: `def gradient_checkpointing_enable(self, *args, **kwargs): "

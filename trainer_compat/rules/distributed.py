@@ -80,6 +80,23 @@ def known_layer_classes(model: nn.Module) -> list[str]:
     return names
 
 
+def _accelerate() -> str:
+    from trainer_compat.versions import installed_accelerate
+
+    return str(installed_accelerate())
+
+
+def _accelerate_drops_absent() -> bool:
+    """accelerate 1.16+ skips `_no_split_modules` names the model lacks; earlier releases raise ValueError."""
+    from packaging.version import Version
+
+    from trainer_compat.protocol.data import ACCELERATE_DROPS_ABSENT_NO_SPLIT
+    from trainer_compat.versions import installed_accelerate
+
+    found = installed_accelerate()
+    return found is not None and found >= Version(ACCELERATE_DROPS_ABSENT_NO_SPLIT)
+
+
 def _declared(ctx: Context, plan: FsdpPlan) -> tuple[list[str] | None, str]:
     if plan.layer_classes is not None:
         return list(plan.layer_classes), "fsdp_config transformer_layer_cls_to_wrap"
@@ -182,7 +199,12 @@ class FsdpNoSplitModules(Rule):
         name = ctx.subject.cls.__name__
         suggestion = f"`_no_split_modules = {known!r}`" if known else "`_no_split_modules` naming the layer classes"
         missing = [n for n in names or [] if n not in present]
-        if missing:
+        if missing and source.endswith("._no_split_modules") and _accelerate_drops_absent():
+            names = [n for n in names or [] if n in present]
+            yield self._dropped(ctx, missing, suggestion, known, whole=not names)
+            if not names:
+                return
+        elif missing:
             site = resolve(_WRAP_SITE)
             yield self.finding(
                 ctx, f"{source} names {_shown(missing)}, not a class in {name}'s module tree: accelerate's "
@@ -205,6 +227,16 @@ class FsdpNoSplitModules(Rule):
             fix=f"aggregate the children's layer classes on the wrapper: {suggestion}, or set fsdp_config "
                 f"transformer_layer_cls_to_wrap={known!r}")
 
+
+    def _dropped(self, ctx: Context, missing: list[str], suggestion: str, known: list[str], whole: bool) -> Finding:
+        name = ctx.subject.cls.__name__
+        return self.finding(
+            ctx, f"{name}._no_split_modules names {_shown(missing)}, not a class in {name}'s module tree: accelerate "
+                 f"{_accelerate()} leaves such names out, so those layers get no FSDP unit of their own"
+                 f"{': the whole model is one unit, all-gathered at once (no memory saved by sharding)' if whole else ''}",
+            severity=Severity.WARNING, member="_no_split_modules", feature=Feature.FSDP,
+            fix=f"name classes of the model: {suggestion} on {name}, or fsdp_config "
+                f"transformer_layer_cls_to_wrap={known!r}")
 
     def _partial(self, ctx: Context, names: list[str], known: list[str]) -> Iterator[Finding]:
         left = [n for n in known if n not in names]

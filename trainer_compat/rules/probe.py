@@ -8,7 +8,7 @@ from typing import Any
 
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
-from trainer_compat.probe.attribution import invented_cause, invented_loss_problem, settle_hint
+from trainer_compat.probe.attribution import invented_cause, invented_loss_problem, settle_hint, why_it_counts
 from trainer_compat.protocol.data import ACCUMULATION_DIVIDED, LOSS_KWARGS_ANY_VAR_KEYWORD
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.rules.checkpointing import SWALLOWING_SHIM
@@ -125,7 +125,7 @@ class PhaseFailed(Rule):
                 continue
             optional = failure.phase == "save_model" and not (ctx.has(Feature.SAVE) or ctx.has(Feature.LOAD_BEST))
             yield self.finding(
-                ctx, f"{ctx.subject.cls.__name__}: Trainer {failure.describe()}",
+                ctx, f"{ctx.subject.cls.__name__}: Trainer {failure.describe()} ({why_it_counts(failure, ctx.probe)})",
                 severity=Severity.WARNING if optional else Severity.ERROR, member=None,
                 feature=_phase_feature(failure.phase), fix=_phase_fix(failure.phase), phase=failure.phase)
 
