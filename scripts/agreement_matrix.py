@@ -12,6 +12,8 @@ corpus; tests/trainer_runner.py for the zoo) and classified ok / failed / silent
 * probe_data  check(..., probe=True, data=<the rows>, collator=<the collator>)
 * preflight   trainer_compat.preflight(<the built Trainer>)
 
+``fields`` are the profile's TrainingArguments fields; where a corpus repository has its own TrainingArguments
+subclass (``ARGS_CLASS``, e.g. LLaVA's), the check gets that class built from them, as the user's script builds it.
 "pass" is ``report.compatible``. A real ok with a tool fail is a false alarm; a real failure or silent run with a tool
 pass is a miss. "inconclusive" counts the verdicts that carry a TC609 (probe-inconclusive, info) finding. A mode the
 installed trainer_compat does not offer (an older check() without data=/collator=/a Trainer class) is reported n/a.
@@ -120,9 +122,9 @@ def corpus(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...]) -> Non
             started = time.time()
             with tempfile.TemporaryDirectory() as workdir, contextlib.redirect_stdout(io.StringIO()):
                 real = run(entry, profile, Path(workdir))
-            fields = entry.fields(profile)
             for mode in modes:
                 with tempfile.TemporaryDirectory() as workdir:
+                    fields = entry.check_args(profile, Path(workdir) / "check")
                     make = {
                         "static": lambda: trainer_compat.check(entry.factory, args=fields, trainer=entry.kind),
                         "probe": lambda: trainer_compat.check(entry.factory, args=fields,

@@ -3,7 +3,8 @@
 Every module cites its source (repository, path, class, commit) and says what was simplified; it defines
 ``Model`` (zero-argument factory), ``make_data()``, ``collator``, ``TRAINER`` (a Trainer subclass or None),
 ``KIND`` ("trainer" or "seq2seq") and ``EXPECTED`` (profile -> "ok" | "fails" | "silent", what the real Trainer
-did, measured on the transformers lines in ``VERIFIED_ON``, default ("5",)). Optional: ``ARGS`` (the repository's
+did, measured on the transformers lines in ``VERIFIED_ON``, default tests.corpus_runner.VERIFIED_ON).
+Optional: ``ARGS`` (the repository's
 own TrainingArguments fields, added to every profile), ``ARGS_CLASS``, ``NEEDS`` (packages), ``EXPECTED_BY_LINE``
 ({line: {profile: status}}) and ``SKIP`` (a reason, or a callable giving one or None).
 tests/corpus_runner.py runs them; tests/test_corpus_agreement.py and scripts/agreement_matrix.py compare.
