@@ -247,3 +247,26 @@ def test_bad_trainer_data_or_collator_is_one_line_and_exit_2(args, message, tmp_
     result = _cli("examples/higgs_audio_wrapper.py:HiggsAudioModelWrapper", *args, cwd=root)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_a_head_unfrozen_by_hand_under_lora_is_lost_at_save(declared, tmp_path) -> None:
+    peft = pytest.importorskip("peft")
+    config = peft.LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "v_proj"],
+                             modules_to_save=["lm_head"] if declared else None)
+    model = peft.get_peft_model(tiny_llama(), config)
+    if not declared:
+        model.base_model.model.lm_head.weight.requires_grad_(True)  # "also train the head"
+    report = trainer_compat.check(model, probe=True)
+    assert ("TC606" in {f.rule for f in report.findings if f.severity is Severity.ERROR}) is not declared
+    # the judge: train for real (lr high enough to move the head), save, reload on a fresh base
+    args = transformers.TrainingArguments(str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=2,
+                                          learning_rate=0.1, report_to="none", use_cpu=True, save_strategy="no")
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=lm_rows())
+    trainer.train()
+    trainer.save_model(str(tmp_path / "saved"))
+    trained = model.get_base_model().lm_head.weight.detach().clone()
+    torch.manual_seed(0)
+    reloaded = peft.PeftModel.from_pretrained(tiny_llama(), str(tmp_path / "saved"))
+    kept = torch.equal(reloaded.get_base_model().lm_head.weight.detach(), trained)
+    assert kept is declared

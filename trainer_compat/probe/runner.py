@@ -24,7 +24,8 @@ import torch.nn as nn
 from trainer_compat.features import Feature, TrainingSetup
 from trainer_compat.probe.batch import Inputs, complete_labels
 from trainer_compat.probe.observe import StepObservations, observe
-from trainer_compat.probe.state import ModelState, bitwise_equal
+from trainer_compat.probe.saved import save_and_reload
+from trainer_compat.probe.state import ModelState
 from trainer_compat.subject import Subject
 
 _SEED = 1234
@@ -59,6 +60,7 @@ class ProbeObservations:
     saved_files: list[str] = field(default_factory=list)
     reload_missing: list[str] = field(default_factory=list)
     reload_mismatched: list[str] = field(default_factory=list)
+    adapter_only: bool = False  # save_model wrote a PEFT adapter checkpoint (adapter and modules_to_save)
     eval_metrics: dict[str, Any] | None = None
     predicted: bool = False
     generated: bool = False
@@ -108,7 +110,7 @@ def _run_phases(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: Pr
         reference = _phase(seen, "reference step", lambda: _reference_step(trainer, model, inputs))
         if reference is not None:
             seen.reference_loss, seen.reference_grad_norm = reference
-    _phase(seen, "save_model", lambda: _save_and_reload(trainer, model, workdir / "saved", seen))
+    _phase(seen, "save_model", lambda: save_and_reload(trainer, model, workdir / "saved", seen))
     if setup.has(Feature.EVAL) or setup.has(Feature.PREDICT_WITH_GENERATE):
         dataset = inputs.rows(2)
         seen.eval_metrics = _phase(seen, "evaluate", lambda: trainer.evaluate(eval_dataset=dataset))
@@ -248,56 +250,6 @@ def _own_loss(trainer: Any) -> bool:
     import transformers
 
     return type(trainer).compute_loss is not transformers.Trainer.compute_loss
-
-
-def _save_and_reload(trainer: Any, model: nn.Module, target: Path, seen: ProbeObservations) -> None:
-    trainer.save_model(str(target))
-    seen.saved_files = sorted(p.name for p in target.iterdir())
-    loaded = _read_weights(target)
-    if loaded is None:
-        return
-    current = _saved_view(model)
-    seen.reload_missing = sorted(set(current) - set(loaded))
-    seen.reload_mismatched = sorted(k for k in set(current) & set(loaded)
-                                    if not bitwise_equal(loaded[k].to(current[k].device), current[k]))
-
-
-def _saved_view(model: nn.Module) -> dict[str, torch.Tensor]:
-    from transformers import PreTrainedModel
-
-    state = nn.Module.state_dict(model)  # every tensor, whatever a state_dict override leaves out
-    if isinstance(model, PreTrainedModel):  # save_pretrained drops tied duplicates by design
-        tied = _tied_keys(model)
-        state = {k: v for k, v in state.items() if k not in tied}
-    return state
-
-
-def _tied_keys(model: nn.Module) -> set[str]:
-    pointers: dict[int, str] = {}
-    tied = set()
-    for key, tensor in model.state_dict().items():
-        pointer = tensor.untyped_storage().data_ptr()
-        if pointer in pointers:
-            tied.add(key)
-        else:
-            pointers[pointer] = key
-    return tied
-
-
-def _read_weights(directory: Path) -> dict[str, torch.Tensor] | None:
-    files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
-    files = [f for f in files if not f.name.startswith("training_args")]
-    if not files or any(f.name.startswith("adapter_") for f in files):
-        return None
-    loaded: dict[str, torch.Tensor] = {}
-    for f in files:
-        if f.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            loaded.update(load_file(str(f)))
-        else:
-            loaded.update(torch.load(f, map_location="cpu", weights_only=True))
-    return loaded
 
 
 def _move_back(model: nn.Module, devices: dict[str, torch.device]) -> None:

@@ -324,6 +324,14 @@ class ReloadMismatch(Rule):
         declared = ctx.subject.member("_keys_to_ignore_on_save")
         ignored = set(declared.value or []) if declared.present else set()
         missing = [k for k in probe.reload_missing if k not in ignored]
+        if missing and probe.adapter_only:
+            yield self.finding(
+                ctx, f"{ctx.subject.cls.__name__}: {len(missing)} trainable parameters outside the adapter and "
+                     f"modules_to_save ({', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}) are trained "
+                     "but save_model writes only the adapter checkpoint: their training is lost",
+                member="state_dict", feature=Feature.SAVE,
+                fix="list those modules in LoraConfig(modules_to_save=[...]) instead of unfreezing them by hand")
+            return
         if missing or probe.reload_mismatched:
             parts = []
             if missing:
