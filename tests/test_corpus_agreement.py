@@ -45,11 +45,19 @@ KNOWN: dict[str, dict[tuple[str, str, str], str]] = {
                                                "mlm_labels absent from the pairs data); no finding",
         ("simcse_bert", "eval", "preflight"): "miss: the same, no finding",
     },
-    "4.46": {
+    "4.57": {
         **{("ultravox", "checkpointing", mode): "false alarm: TC403 (frozen input embeddings under reentrant "
                                                 "checkpointing) although only the adapter trains and its output "
                                                 "carries the gradient into the checkpointed blocks"
            for mode in MODES},
+        ("t5_unscrambling", "eval", "probe"): "false alarm: TC601 from the probe's predict() (EncoderDecoderCache)",
+        ("t5_unscrambling", "eval", "probe_data"): "false alarm: the same TC601 from predict()",
+        ("t5_unscrambling", "eval", "preflight"): "false alarm: the same TC601 from predict()",
+        ("simcse_bert", "eval", "probe_data"): "miss: evaluate() gives no eval_loss; no finding",
+        ("simcse_bert", "eval", "preflight"): "miss: the same, no finding",
+    },
+    "4.46": {
+        **{("ultravox", "checkpointing", mode): "false alarm: TC403, as on 4.57" for mode in MODES},
         ("simcse_bert", "eval", "probe_data"): "miss: evaluate() gives no eval_loss; no finding",
         ("simcse_bert", "eval", "preflight"): "miss: the same, no finding",
     },
