@@ -21,7 +21,8 @@ EXPECTED = {PeftTaskNeedsGeneration: AttributeError, PeftForwardKwargs: TypeErro
 
 def _adapt_and_step(model: torch.nn.Module, config: dict) -> None:
     """get_peft_model, then one forward/backward as Trainer's training step does it."""
-    peft_model = peft.get_peft_model(model, peft.LoraConfig(**config))
+    adapter = peft.get_peft_config(config) if "peft_type" in config else peft.LoraConfig(**config)
+    peft_model = peft.get_peft_model(model, adapter)
     ids = torch.randint(1, 100, (2, 8))
     out = peft_model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids)
     out.loss.backward()
@@ -164,3 +165,38 @@ def test_a_seq2seq_adapter_needs_what_the_installed_peft_reads(tmp_path) -> None
         ids = torch.randint(2, 100, (2, 6))
         adapted = peft.get_peft_model(model(), peft.LoraConfig(**config))
         adapted(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss.backward()
+
+
+@pytest.mark.parametrize("kind", ["fires", "silent"])
+def test_tc1006_trained_weights_outside_the_adapter_do_not_survive_save_and_reload(kind, tmp_path) -> None:
+    """TC1006 against the real Trainer, save_model and PeftModel.from_pretrained: a head unfrozen by hand trains
+    but reloads untrained (the rule errs under the default save_strategy); listed in modules_to_save it reloads
+    trained (the rule is silent)."""
+    import transformers
+
+    from trainer_compat.findings import Severity
+    from trainer_compat.rules.peft_saving import PeftTrainableOutsideAdapter
+    from trainer_compat.testing import tiny_causal_lm
+
+    example = getattr(PeftTrainableOutsideAdapter, kind)[0]
+    factory = example.load(tmp_path)
+    transformers.set_seed(0)
+    model = factory()
+    report = trainer_compat.check(model)
+    assert {f.severity for f in report.findings if f.rule == "TC1006"} == ({Severity.ERROR} if kind == "fires" else set())
+    head = model.base_model.model.lm_head
+    trained_head = head.modules_to_save["default"] if kind == "silent" else head
+    before = trained_head.weight.detach().clone()
+    rows = [{"input_ids": torch.randint(2, 100, (8,)), "labels": torch.randint(2, 100, (8,))} for _ in range(4)]
+    args = transformers.TrainingArguments(str(tmp_path / "run"), max_steps=2, save_steps=1, report_to="none",
+                                          use_cpu=True, per_device_train_batch_size=2, disable_tqdm=True,
+                                          learning_rate=1e-2)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=rows)
+    trainer.train()
+    trainer.save_model(str(tmp_path / "final"))
+    trained = trained_head.weight.detach().clone()
+    assert not torch.equal(before, trained)  # it trained
+    reloaded = peft.PeftModel.from_pretrained(tiny_causal_lm(tie=False), str(tmp_path / "final"))
+    got = reloaded.base_model.model.lm_head
+    got = got.modules_to_save["default"] if kind == "silent" else got
+    assert torch.equal(got.weight.detach(), trained) == (kind == "silent")

@@ -224,6 +224,43 @@ def test_patch_lets_a_causal_lm_adapter_build_and_train():
     assert all(p.grad is not None for n, p in adapted.named_parameters() if "lora_B" in n)
 
 
+class _PromptWrapper(nn.Module):
+    """A plain wrapper: no device, no prepare_inputs_for_generation (a prompt-learning adapter reads both)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = tiny_causal_lm(tie=False)
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+
+
+def test_patch_lets_a_prompt_learning_adapter_build_and_train(tmp_path):
+    """TC1001 names what a prompt-learning adapter reads, in the order the real get_peft_model reads it: `config`
+    (peft >= 0.14: AttributeError; 0.13: ValueError 'Please specify `num_layers`'), then `device`, then
+    prepare_inputs_for_generation; after patch() it builds and the real Trainer trains a step."""
+    peft = pytest.importorskip("peft")
+    from transformers import Trainer, TrainingArguments
+
+    config = {"peft_type": "PROMPT_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": 4}
+    model = _PromptWrapper()
+    found = [f for f in trainer_compat.check(model, peft=config).findings if f.rule == "TC1001"]
+    assert [f.member for f in found] == ["config", "device", "prepare_inputs_for_generation"]
+    error = ValueError if "raises ValueError" in found[0].message else AttributeError
+    with pytest.raises(error, match="'config'|num_layers"):
+        peft.get_peft_model(_PromptWrapper(), peft.get_peft_config(config))
+    result = patch(model)
+    assert {"config", "device", "prepare_inputs_for_generation"} <= set(result.applied)
+    assert "TC1001" not in {f.rule for f in trainer_compat.check(model, peft=config).findings}
+    adapted = peft.get_peft_model(model, peft.get_peft_config(config))
+    rows = [{"input_ids": torch.randint(2, 100, (8,)), "labels": torch.randint(2, 100, (8,))} for _ in range(2)]
+    args = TrainingArguments(str(tmp_path), max_steps=1, save_strategy="no", report_to="none", use_cpu=True,
+                             per_device_train_batch_size=2, disable_tqdm=True)
+    before = adapted.prompt_encoder["default"].embedding.weight.detach().clone()
+    Trainer(model=adapted, args=args, train_dataset=rows).train()
+    assert not torch.equal(before, adapted.prompt_encoder["default"].embedding.weight.detach())
+
+
 def test_a_peft_model_is_patched_through_its_base_model(tmp_path):
     """get_peft_model(wrapper) reaches the wrapper's members through PeftModel.__getattr__: patching the base
     model gives the PeftModel what Trainer calls, and the real Trainer then checkpoints (probe: recomputation)."""

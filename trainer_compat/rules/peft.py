@@ -88,35 +88,76 @@ def wrapper(extra: str = "", kwargs: bool = False) -> str:
 _LORA = {"r": 2, "target_modules": ["c_attn"]}
 
 
+_PROMPT = {"task_type": "CAUSAL_LM", "num_virtual_tokens": 4, "peft_type": "PROMPT_TUNING"}
+_DEVICE = "\n    @property\n    def device(self):\n        return self.model.device\n"
+
+
+def _embeds_wrapper(extra: str) -> str:
+    """A wrapper that also takes inputs_embeds (a prompt-learning adapter passes no input_ids)."""
+    return wrapper(extra, kwargs=True).replace("def forward(self, input_ids,", "def forward(self, input_ids=None,")
+
+
+def _prompt_learning(config: dict[str, Any]) -> bool:
+    """Prompt tuning, prefix tuning, P-tuning: the adapters with virtual tokens."""
+    return bool(config.get("num_virtual_tokens"))
+
+
 class PeftTaskNeedsGeneration(Rule):
     code = "TC1001"
     name = "peft-task-needs-generation"
     severity = Severity.ERROR
-    summary = "A CAUSAL_LM / SEQ_2_SEQ_LM adapter needs `prepare_inputs_for_generation` on the base model."
+    summary = ("get_peft_model reads members of the base model in __init__: `prepare_inputs_for_generation` "
+               "(CAUSAL_LM / SEQ_2_SEQ_LM), `device` first (prompt learning).")
     explanation = (
         "`get_peft_model(model, LoraConfig(task_type=\"CAUSAL_LM\"))` builds a PeftModelForCausalLM (SEQ_2_SEQ_LM: "
         "PeftModelForSeq2SeqLM), whose __init__ reads `base_model.prepare_inputs_for_generation` unconditionally. "
-        "A plain `nn.Module` wrapper has none, so get_peft_model raises AttributeError before training starts. "
-        "Delegate it to the inner model, or leave `task_type` unset (a plain PeftModel)."
+        "A prompt-learning adapter (prompt / prefix / P-tuning, `num_virtual_tokens`) reads `device` even before "
+        "that, to place its prompt encoder (`prompt_encoder.to(self.device)`, which PeftModel forwards to the base "
+        "model). A plain `nn.Module` wrapper has neither, so get_peft_model raises AttributeError before training "
+        "starts, on the first of them it reads (the finding that says \"first\"). Delegate them to the inner model "
+        "(`trainer_compat.patch(model)` does), or leave `task_type` unset (LoRA: a plain PeftModel)."
     )
-    fires = (Example(wrapper(_CONFIG, kwargs=True), peft={**_LORA, "task_type": "CAUSAL_LM"}),)
+    fires = (Example(wrapper(_CONFIG, kwargs=True), peft={**_LORA, "task_type": "CAUSAL_LM"}),
+             Example(_embeds_wrapper(_CONFIG + _PREPARE), peft=_PROMPT))
     silent = (Example(wrapper(_CONFIG + _PREPARE, kwargs=True), peft={**_LORA, "task_type": "CAUSAL_LM"}),
-              Example(wrapper(_CONFIG), peft=_LORA))
+              Example(wrapper(_CONFIG), peft=_LORA),
+              Example(_embeds_wrapper(_CONFIG + _PREPARE + _DEVICE), peft=_PROMPT))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         config = current()
-        if not config or _task(config) not in GENERATIVE:
+        if not config:
             return
-        for member, site in _generation_members(_task(config)):
-            if ctx.subject.member(member).provenance is not Provenance.MISSING:
-                continue
+        task = _task(config)
+        wanted = _prompt_members(config) if _prompt_learning(config) else []
+        wanted += _generation_members(task) if task in GENERATIVE else []
+        missing = [(m, site) for m, site in wanted if ctx.subject.member(m).provenance is Provenance.MISSING]
+        for i, (member, site) in enumerate(missing):
+            prompt = member in ("config", "device")
+            kind = f"a prompt-learning {config.get('peft_type') or 'adapter'}" if prompt else f"task_type={task}"
+            error = ("ValueError 'Please specify `num_layers` in `peft_config`'"
+                     if member == "config" and site is not None and site.file.endswith("other.py") else "AttributeError")
+            first = "; it is the first member get_peft_model fails on" if i == 0 and len(missing) > 1 else ""
             yield self.finding(
-                ctx, f"{ctx.subject.cls.__name__} has no `{member}`; with task_type={_task(config)}, get_peft_model "
-                     f"builds a PeftModel that reads it in __init__{' (' + str(site) + ')' if site else ''}: "
-                     "get_peft_model raises AttributeError",
+                ctx, f"{ctx.subject.cls.__name__} has no `{member}`; with {kind}, get_peft_model builds a "
+                     f"PeftModel that reads it in __init__{' (' + str(site) + ')' if site else ''}: get_peft_model "
+                     f"raises {error}{first}",
                 member=member, feature="peft", call_site=site,
-                fix=f"delegate it: `def {member}(self, *args, **kwargs): return self.model.{member}(*args, "
-                    "**kwargs)`, or leave task_type unset")
+                fix=(f"delegate it: `@property def {member}(self): return self.model.{member}`" if prompt
+                     else f"delegate it: `def {member}(self, *args, **kwargs): return self.model.{member}(*args, "
+                          "**kwargs)`, or leave task_type unset") + " (trainer_compat.patch(model) adds it)")
+
+
+def _prompt_members(config: dict[str, Any]) -> list[tuple[str, Location | None]]:
+    """What PeftModel's prompt-learning set-up reads of the base model, in order: `config` (to size the virtual
+    tokens; before peft 0.14 get_peft_model falls back to {"model_type": "custom"} and raises ValueError unless
+    num_layers / token_dim / num_attention_heads are given), then `device` (to place the prompt encoder)."""
+    found = []
+    site = peft_site("peft.peft_model", r"_prepare_prompt_learning_config\(peft_config, self\.config\)")
+    sized = all(config.get(k) for k in ("num_layers", "token_dim", "num_attention_heads"))
+    if site is not None or not sized:
+        found.append(("config", site or peft_site("peft.utils.other", r"Please specify `num_layers` in `peft_config`")))
+    found.append(("device", peft_site("peft.peft_model", r"prompt_encoder = prompt_encoder\.to\(self\.device\)")))
+    return found
 
 
 def _generation_members(task: str) -> list[tuple[str, Location | None]]:
@@ -226,8 +267,8 @@ class PeftTargetModulesUnknown(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         config = current()
-        if not config or config.get("target_modules") or config.get("target_parameters"):
-            return
+        if not config or config.get("target_modules") or config.get("target_parameters") or _prompt_learning(config):
+            return  # prompt learning targets no layers
         model_type = _model_type(ctx)
         if model_type == "?" or not importlib.util.find_spec("peft"):
             return

@@ -111,6 +111,9 @@ def _lm_members(plan: Plan) -> dict[str, Any]:
         def prepare_inputs_for_generation(self, *args, **kwargs):
             return resolve(self, lm).prepare_inputs_for_generation(*args, **kwargs)
         out["prepare_inputs_for_generation"] = prepare_inputs_for_generation
+    if plan.device:
+        out["device"] = property(lambda self: resolve(self, lm).device,
+                                 doc=f"`device` of self.{lm} (read only; trainer-compat shim)")
     if plan.model_tags:
         def add_model_tags(self, tags):
             resolve(self, lm).add_model_tags(tags)

@@ -33,6 +33,7 @@ class Plan:
     generation_config: bool = False
     generate: bool = False
     prepare_inputs: bool = False  # prepare_inputs_for_generation (PEFT's CAUSAL_LM / SEQ_2_SEQ_LM adapters read it)
+    device: bool = False  # a read-only `device` (PEFT's prompt-learning adapters read it first in get_peft_model)
     model_tags: bool = False  # add_model_tags (TRL's trainers call it unguarded from TRL 0.27)
     embeddings: bool = False
     tie_weights: tuple[str, ...] = ()
@@ -48,7 +49,8 @@ class Plan:
     def members(self) -> list[str]:
         """The members the patched class defines, in a stable order."""
         flags = (("config", self.config), ("generation_config", self.generation_config), ("generate", self.generate),
-                 ("prepare_inputs_for_generation", self.prepare_inputs), ("add_model_tags", self.model_tags),
+                 ("prepare_inputs_for_generation", self.prepare_inputs), ("device", self.device),
+                 ("add_model_tags", self.model_tags),
                  ("get_input_embeddings", self.embeddings), ("set_input_embeddings", self.embeddings),
                  ("get_output_embeddings", self.embeddings), ("tie_weights", bool(self.tie_weights)),
                  ("_no_split_modules", self.no_split_modules is not None),
@@ -192,11 +194,19 @@ def _lm_members(subject: Subject, model: nn.Module, found: Delegates) -> dict[st
         and _can_generate(lm)
     out["prepare_inputs"] = _state(subject, "prepare_inputs_for_generation") != "ok" \
         and callable(getattr(lm, "prepare_inputs_for_generation", None)) and _can_generate(lm)
+    out["device"] = _state(subject, "device") != "ok" and _has_device(lm)
     out["model_tags"] = _state(subject, "add_model_tags") != "ok" and callable(getattr(lm, "add_model_tags", None))
     out["embeddings"] = _state(subject, "get_input_embeddings") != "ok" and hasattr(lm, "get_input_embeddings")
     if _state(subject, "main_input_name") != "ok":
         out["main_input_name"] = str(getattr(lm, "main_input_name", "input_ids"))
     return out
+
+
+def _has_device(lm: nn.Module) -> bool:
+    try:
+        return getattr(lm, "device", None) is not None
+    except Exception:  # a device property that raises (no parameters): nothing to delegate to
+        return False
 
 
 def _can_generate(lm: nn.Module) -> bool:

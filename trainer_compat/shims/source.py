@@ -61,6 +61,8 @@ def {name}(self, value):
     if plan.prepare_inputs:
         out.append(f"\ndef prepare_inputs_for_generation(self, *args, **kwargs):\n"
                    f"    return {lm}.prepare_inputs_for_generation(*args, **kwargs)\n")
+    if plan.device:
+        out.append(f"\n@property\ndef device(self):\n    return {lm}.device\n")
     if plan.model_tags:
         out.append(f"\ndef add_model_tags(self, tags):\n    {lm}.add_model_tags(tags)\n")
     if plan.embeddings:
