@@ -270,3 +270,28 @@ def test_a_head_unfrozen_by_hand_under_lora_is_lost_at_save(declared, tmp_path) 
     reloaded = peft.PeftModel.from_pretrained(tiny_llama(), str(tmp_path / "saved"))
     kept = torch.equal(reloaded.get_base_model().lm_head.weight.detach(), trained)
     assert kept is declared
+
+
+def _unchanged_trainables(model: nn.Module, tmp_path: Path, **fields) -> list[str]:
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    args = transformers.TrainingArguments(str(tmp_path / "tc403"), max_steps=1, per_device_train_batch_size=2,
+                                          learning_rate=0.1, report_to="none", use_cpu=True, save_strategy="no",
+                                          **fields)
+    transformers.Trainer(model=model, args=args, train_dataset=lm_rows()).train()
+    after = dict(model.named_parameters())
+    return [n for n, p in before.items() if torch.equal(p, after[n].detach())]
+
+
+@pytest.mark.parametrize("kind", ["fires", "silent"])
+def test_tc403_frozen_embeddings_against_the_real_trainer(kind, tmp_path) -> None:
+    """Fires: frozen embeddings, trainable blocks, reentrant checkpointing (before 5.0): the blocks silently stay
+    as they are. Silent: only a projector outside the blocks trains (Ultravox's setting): it trains."""
+    from trainer_compat.rules.frozen_inputs import CheckpointingFrozenInputs
+    from trainer_compat.versions import installed_transformers
+
+    example = [e for e in getattr(CheckpointingFrozenInputs, kind) if e.peft is None][-1 if kind == "silent" else 0]
+    Model = example.load(tmp_path)
+    fires = "TC403" in trainer_compat.check(Model, args=example.args).codes()
+    assert fires == (kind == "fires" and installed_transformers() in example.versions)
+    unchanged = _unchanged_trainables(Model(), tmp_path, **example.args)
+    assert bool([n for n in unchanged if ".h." in n]) == fires, unchanged

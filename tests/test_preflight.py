@@ -89,7 +89,13 @@ def test_batch_that_does_not_bind_and_labels_missing_for_evaluation(tmp_path):
     report = trainer_compat.preflight(trainer, probe=False)
     codes = _codes(report)
     assert codes["TC703"] == "error" and "extra_key not accepted" in str(report)
-    assert codes["TC704"] == "warning"
+    assert codes["TC704"] == "error"  # evaluation is scheduled: its eval_loss silently goes missing
+
+
+def test_labels_missing_for_an_evaluation_nobody_scheduled_is_a_warning(tmp_path):
+    args = _args(tmp_path, remove_unused_columns=False, label_names=["target_ids"])
+    trainer = transformers.Trainer(model=Named(), args=args, train_dataset=_rows(), eval_dataset=_rows())
+    assert _codes(trainer_compat.preflight(trainer, probe=False))["TC704"] == "warning"
 
 
 def test_select_ignore_and_fail_on(tmp_path):

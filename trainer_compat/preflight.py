@@ -133,6 +133,9 @@ def _init_extras(trainer: Any) -> dict[str, Any]:
         return {}
     wanted = [n for n, p in own.items() if n not in stock and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     extras = {n: trainer.__dict__[n] for n in wanted if n in trainer.__dict__}
+    for name in ("compute_metrics", "preprocess_logits_for_metrics"):  # they decide what evaluate() gathers
+        if name in stock and trainer.__dict__.get(name) is not None:
+            extras.setdefault(name, trainer.__dict__[name])
     for name in ("processing_class", "tokenizer"):
         if name in stock and trainer.__dict__.get(name) is not None and name not in extras:
             extras[name] = trainer.__dict__[name]
@@ -349,16 +352,16 @@ def _binding_findings(model: Any, batch: Mapping[str, Any], params: dict[str, in
 def _label_findings(trainer: Any, batch: Mapping[str, Any], version: str, location: Any) -> list[Finding]:
     args = trainer.args
     strategy = str(getattr(getattr(args, "eval_strategy", None), "value", getattr(args, "eval_strategy", "no")))
-    evaluating = strategy != "no" or bool(args.do_eval) or trainer.eval_dataset is not None
+    scheduled = strategy != "no" or bool(args.do_eval)
     names = list(trainer.label_names or [])
     absent = [n for n in names if n not in batch]
-    if not evaluating or not names or not absent:
+    if not (scheduled or trainer.eval_dataset is not None) or not names or not absent:
         return []
     best_on_loss = bool(args.load_best_model_at_end) and args.metric_for_best_model in (None, "loss", "eval_loss")
     return [LabelsNotInBatch.make(
         f"label_names {names} are not all in the batch (missing {', '.join(absent)}): evaluation computes no "
         f"eval_loss{'; load_best_model_at_end then fails with KeyError' if best_on_loss else ''}",
-        version=version, location=location, severity=Severity.ERROR if best_on_loss else Severity.WARNING,
+        version=version, location=location, severity=Severity.ERROR if scheduled else Severity.WARNING,
         fix="pass label_names=[...] naming the batch's label keys", feature="evaluation")]
 
 

@@ -27,6 +27,15 @@ _FROZEN = EXPLICIT_WRAPPER.replace(
     "    def forward", "    def gradient_checkpointing_enable(self, *args, **kwargs):\n"
                      "        self.model.gradient_checkpointing_enable(*args, **kwargs)\n\n    def forward")
 _ON = {"gradient_checkpointing": True}
+# Only a projector trains (Ultravox, LLaVA's first stage): no trainable weight inside the checkpointed blocks.
+_FROZEN_LM_TRAINED_PROJECTOR = _FROZEN.replace(
+    "            embedding.weight.requires_grad_(False)  # as LoRA or freeze_llm leave them",
+    "            embedding.weight.requires_grad_(False)  # as LoRA or freeze_llm leave them\n"
+    "        self.model.requires_grad_(False)\n"
+    "        self.projector = nn.Linear(32, 32)").replace(
+    "        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)",
+    "        embeds = self.projector(self.model.get_input_embeddings()(input_ids))\n"
+    "        return self.model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)")
 _UNFROZEN = EXPLICIT_WRAPPER.replace(
     "    def forward", "    def gradient_checkpointing_enable(self, *args, **kwargs):\n"
                      "        self.model.gradient_checkpointing_enable(*args, **kwargs)\n\n    def forward")
@@ -49,6 +58,18 @@ def _frozen_inputs(lm: nn.Module) -> bool:
         return False  # audio/vision encoders start with trainable projections, not with the embeddings
     embeddings = [m for m in lm.modules() if isinstance(m, nn.Embedding)]
     return bool(embeddings) and not any(p.requires_grad for m in embeddings for p in m.parameters())
+
+
+def _trainable_in_blocks(lm: nn.Module) -> bool:
+    """Trainable weights inside the blocks that checkpointing wraps (the classes of `_no_split_modules`); where
+    the model names none, any trainable weight counts. Trainable modules outside the blocks (a multimodal
+    projector feeding inputs_embeds) get their gradient whatever reentrant checkpointing does."""
+    blocks: set[str] = set()
+    for module in lm.modules():
+        blocks.update(getattr(module, "_no_split_modules", None) or [])
+    params = [p for m in lm.modules() if type(m).__name__ in blocks for p in m.parameters()] if blocks else \
+        list(lm.parameters())
+    return any(p.requires_grad for p in params)
 
 
 def _inputs_helped(lm: nn.Module) -> bool:
@@ -90,7 +111,8 @@ class CheckpointingFrozenInputs(Rule):
     silent = (Example(_FROZEN, args={**_ON, "gradient_checkpointing_kwargs": {"use_reentrant": False}}),
               Example(_FROZEN.replace("  # as LoRA or freeze_llm leave them",
                                       "\n        self.model.enable_input_require_grads()"), args=_ON),
-              Example(_UNFROZEN.replace("    def forward", _EMBEDDINGS + "    def forward"), args=_ON, peft=_LORA))
+              Example(_UNFROZEN.replace("    def forward", _EMBEDDINGS + "    def forward"), args=_ON, peft=_LORA),
+              Example(_FROZEN_LM_TRAINED_PROJECTOR, args=_ON))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         if not ctx.has(Feature.CHECKPOINTING) or ctx.subject.instance is None:
@@ -111,7 +133,7 @@ class CheckpointingFrozenInputs(Rule):
             if adapter:
                 if getattr(lm, "main_input_name", None) != "input_ids":
                     continue
-            elif not _frozen_inputs(lm) or _inputs_helped(lm) or not any(p.requires_grad for p in lm.parameters()):
+            elif not _frozen_inputs(lm) or _inputs_helped(lm) or not _trainable_in_blocks(lm):
                 continue
             where = f"{name} ({type(lm).__name__})" if name else type(lm).__name__
             frozen = "will have frozen input embeddings under the adapter" if adapter else "has frozen input embeddings"

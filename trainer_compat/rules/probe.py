@@ -123,7 +123,8 @@ class PhaseFailed(Rule):
         for failure in ctx.probe.failures:
             if invented_cause(failure, ctx.probe):
                 continue
-            optional = failure.phase == "save_model" and not (ctx.has(Feature.SAVE) or ctx.has(Feature.LOAD_BEST))
+            optional = (failure.phase == "save_model" and not (ctx.has(Feature.SAVE) or ctx.has(Feature.LOAD_BEST))) or \
+                (failure.phase == "predict" and not ctx.has(Feature.PREDICT_WITH_GENERATE))
             yield self.finding(
                 ctx, f"{ctx.subject.cls.__name__}: Trainer {failure.describe()} ({why_it_counts(failure, ctx.probe)})",
                 severity=Severity.WARNING if optional else Severity.ERROR, member=None,
@@ -348,7 +349,7 @@ class NoEvalLoss(Rule):
     code = "TC607"
     name = "no-eval-loss"
     severity = Severity.ERROR
-    summary = "evaluate() on labelled data returned no eval_loss."
+    summary = "evaluate() returned no eval_loss although the model trains on a loss."
     explanation = (
         "With labels in the batch, `evaluate()` should report `eval_loss`; without it `metric_for_best_model="
         "'loss'` raises KeyError and nothing tells you the model is not learning. The probe runs the real "
@@ -359,16 +360,18 @@ class NoEvalLoss(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         probe = ctx.probe
-        if probe is None or probe.eval_metrics is None or not probe.inputs.has_labels:
+        if probe is None or probe.eval_metrics is None or "eval_loss" in probe.eval_metrics:
             return
-        if "eval_loss" in probe.eval_metrics:
+        trained_on_a_loss = probe.step is not None and bool(probe.step.losses)
+        if not (probe.inputs.has_labels or trained_on_a_loss):
             return
-        fatal = ctx.has(Feature.LOAD_BEST)
         yield self.finding(
-            ctx, f"{ctx.subject.cls.__name__}: evaluate() on labelled data returned "
-                 f"{sorted(probe.eval_metrics)} and no eval_loss",
-            severity=Severity.ERROR if fatal else Severity.WARNING, member="forward", feature=Feature.EVAL,
-            fix="name the label parameter in forward, or set label_names")
+            ctx, f"{ctx.subject.cls.__name__}: evaluation is switched on and the model trains on a loss, but "
+                 f"evaluate() returned {sorted(probe.eval_metrics)} and no eval_loss"
+                 + ("; load_best_model_at_end then fails with KeyError" if ctx.has(Feature.LOAD_BEST) else ""),
+            member="forward", feature=Feature.EVAL,
+            fix="name the label parameter in forward (and give the data that key), or set label_names to keys the "
+                "batch holds; for a loss without labels, accept `return_loss` in forward")
 
 
 class ProbeLeftTrace(Rule):
