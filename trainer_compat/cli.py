@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from trainer_compat import __version__
 from trainer_compat.errors import TargetError, UsageError
-from trainer_compat.shims.fix import add_fix_parser, run_fix
+from trainer_compat.shims.fix import add_fix_parser, run_fix  # light: fix imports its machinery when it runs
 
 EXIT_OK, EXIT_INCOMPATIBLE, EXIT_USAGE = 0, 1, 2
 FORMATS = ("concise", "full", "json", "sarif", "github", "junit")

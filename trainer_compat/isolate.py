@@ -23,7 +23,6 @@ from typing import Any
 from trainer_compat.errors import UsageError
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.report import MemberRow, Report
-from trainer_compat.rules.isolation import BY_KIND
 
 CI_FORMATS = frozenset({"sarif", "github", "junit", "concise"})
 DEFAULT_TIMEOUT_S = 120.0
@@ -188,6 +187,8 @@ class _Child:
         assert index is not None
         if "report" in message:
             return report_from_dict(message["report"], self.ready.get("torch", ""))
+        from trainer_compat.rules.isolation import BY_KIND
+
         if message.get("kind") in BY_KIND:
             return self._failure_report(index, message["kind"], message["detail"])
         raise UsageError(message["error"])
@@ -225,6 +226,8 @@ class _Child:
     def _failure_report(self, index: int, kind: str, detail: str) -> Report:
         request = self.requests[index]
         spec = request.get("target") or request["spec"]
+        from trainer_compat.rules.isolation import BY_KIND
+
         version = self.ready.get("transformers", "")
         finding = BY_KIND[kind].finding(spec, detail, version or None)
         return Report(target=spec, transformers_version=version, torch_version=self.ready.get("torch", ""),

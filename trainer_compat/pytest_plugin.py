@@ -10,17 +10,19 @@ failure text is the report. The ``trainer_compat`` fixture checks a model built 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from trainer_compat.report import Report
+if TYPE_CHECKING:
+    from trainer_compat.config import Config
+    from trainer_compat.report import Report
 
 
 class IncompatibleModel(AssertionError):
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: "Report") -> None:
         super().__init__(str(report))
         self.report = report
 
@@ -75,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class TargetFailed(Exception):
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: "Report") -> None:
         super().__init__(report.verdict())
         self.report = report
 
@@ -110,16 +112,53 @@ class TargetItem(pytest.Item):
         return self.config_path or Path.cwd(), None, f"trainer-compat {self.settings.target}"
 
 
+_LOADED = pytest.StashKey["Config"]()
+_COLLECTED = pytest.StashKey[bool]()
+
+
+def _loaded(config: pytest.Config) -> "Config":
+    """``[tool.trainer-compat]`` for this run, read once (and only when targets are asked for)."""
+    if _LOADED not in config.stash:
+        from trainer_compat.config import load_config
+
+        config.stash[_LOADED] = load_config(config.getoption("trainer_compat_config"), start=Path(str(config.rootpath)))
+    return config.stash[_LOADED]
+
+
+class TargetsFile(pytest.File):
+    """The config file as a collector: one TargetItem per configured target."""
+
+    def collect(self) -> Iterator[TargetItem]:
+        from trainer_compat.config import settings_for
+
+        loaded = _loaded(self.config)
+        if not loaded.targets:
+            raise pytest.UsageError("--trainer-compat: no targets under [tool.trainer-compat] in pyproject.toml")
+        self.config.stash[_COLLECTED] = True
+        for target in loaded.targets:
+            yield TargetItem.from_parent(self, name=f"trainer-compat[{target}]", settings=settings_for(target, loaded, {}),
+                                         config_path=loaded.path)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> TargetsFile | None:
+    """The config file, when it is walked over (or named: ``pyproject.toml::trainer-compat[...]``)."""
+    if file_path.suffix != ".toml":
+        return None
+    if not (parent.config.getoption("trainer_compat") or parent.session.isinitpath(file_path)):
+        return None
+    loaded = _loaded(parent.config)
+    if loaded.path is None or Path(loaded.path).resolve() != file_path.resolve():
+        return None
+    return TargetsFile.from_parent(parent, path=file_path)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[Any]) -> None:
-    if not config.getoption("trainer_compat"):
+    """``--trainer-compat`` where the walk did not reach the config file (``testpaths``, or test files named): its
+    targets are collected here, through pytest's own collection, so ``collected N items`` counts them."""
+    if not config.getoption("trainer_compat") or config.stash.get(_COLLECTED, False):
         return
-    from trainer_compat.config import load_config, settings_for
-
-    loaded = load_config(config.getoption("trainer_compat_config"), start=Path(str(config.rootpath)))
-    if not loaded.targets:
+    loaded = _loaded(config)
+    if not loaded.targets or loaded.path is None:
         raise pytest.UsageError("--trainer-compat: no targets under [tool.trainer-compat] in pyproject.toml")
-    for target in loaded.targets:
-        settings = settings_for(target, loaded, {})
-        items.append(TargetItem.from_parent(session, name=f"trainer-compat[{target}]", settings=settings,
-                                            config_path=loaded.path))
+    items.extend(session.genitems(TargetsFile.from_parent(session, path=Path(loaded.path))))
