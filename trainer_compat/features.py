@@ -181,7 +181,20 @@ def _arguments_class(trainer: str) -> Any:
     return transformers.Seq2SeqTrainingArguments if trainer == "seq2seq" else transformers.TrainingArguments
 
 
+# Fields that make TrainingArguments set up the process group when it resolves its device: a check is no
+# launched run, so they are kept out of the constructor and set on the validated arguments afterwards.
+_LAUNCH_FIELDS = ("ddp_backend", "local_rank")
+
+
 def _construct(fields: dict[str, Any], trainer: str) -> Any:
+    launch = {k: fields.pop(k) for k in _LAUNCH_FIELDS if k in fields}
+    args = _validated(fields, trainer)
+    for name, value in launch.items():
+        setattr(args, name, value)
+    return args
+
+
+def _validated(fields: dict[str, Any], trainer: str) -> Any:
     cls = _arguments_class(trainer)
     fields.setdefault("output_dir", tempfile.gettempdir() + "/trainer-compat-unused")
     fields.setdefault("report_to", "none")

@@ -107,6 +107,7 @@ def _run_phases(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: Pr
     seen.step = step
     if result is not None:
         seen.logged_loss = float(result.training_loss)
+    if result is not None and seen.accumulation_steps > 1:  # what accumulation is compared with (TC605)
         reference = _phase(seen, "reference step", lambda: _reference_step(trainer, model, inputs))
         if reference is not None:
             seen.reference_loss, seen.reference_grad_norm = reference
