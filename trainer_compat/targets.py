@@ -41,10 +41,29 @@ def _import_module(spec: str, dotted: str) -> Any:
         raise TargetError(spec, f"importing {dotted} raised {type(exc).__name__}: {exc}") from exc
 
 
+def package_root(path: Path) -> tuple[Path, str] | None:
+    """For a file inside a package (its folder has ``__init__.py``): the folder above the outermost package and the
+    file's dotted module name, found as pytest's rootdir/importlib modes do (walk up while ``__init__.py`` exists).
+    None for a file outside any package."""
+    path = path.resolve()
+    folder, parts = path.parent, [path.stem]
+    while (folder / "__init__.py").is_file():
+        parts.append(folder.name)
+        folder = folder.parent
+    if len(parts) == 1 or not all(p.isidentifier() for p in parts):
+        return None
+    return folder, ".".join(reversed(parts))
+
+
 def _import_path(spec: str, path_text: str) -> Any:
     path = Path(path_text)
     if not path.is_file():
         raise TargetError(spec, f"no such file {path_text}")
+    packaged = package_root(path)
+    if packaged is not None:  # myproj/lora.py doing `from myproj.x import y`: import it as myproj.lora
+        module = _import_packaged(spec, path, *packaged)
+        if module is not None:
+            return module
     module_name = path.stem if path.stem.isidentifier() and path.stem not in sys.modules else \
         f"_trainer_compat_target_{abs(hash(str(path.resolve())))}"
     parent = str(path.resolve().parent)
@@ -66,6 +85,39 @@ def _import_path(spec: str, path_text: str) -> Any:
             raise TargetError(spec, f"no module named {exc.name!r}") from exc
         raise TargetError(spec, f"importing {path_text} raised {type(exc).__name__}: {exc}") from exc
     return module
+
+
+def _same_file(module: Any, path: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    try:
+        return file is not None and Path(file).resolve() == path.resolve()
+    except OSError:
+        return False
+
+
+def _import_packaged(spec: str, path: Path, root: Path, dotted: str) -> Any:
+    """The file imported under its dotted name with the package root's parent on sys.path, whichever targets came
+    before; None when that name is taken by another file (another checkout's package of the same name): the caller
+    then loads the file by path, with the package root still importable."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    top = dotted.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is not None and not any(Path(p).resolve() == (root / top).resolve()
+                                      for p in getattr(loaded, "__path__", ())):
+        return None
+    existing = sys.modules.get(dotted)
+    if existing is not None:
+        return existing if _same_file(existing, path) else None
+    try:
+        module = importlib.import_module(dotted)
+    except SyntaxError as exc:
+        raise TargetError(spec, _syntax_error(exc, str(path))) from exc
+    except ModuleNotFoundError as exc:
+        raise TargetError(spec, f"no module named {exc.name!r}") from exc
+    except BaseException as exc:  # import-time code may raise anything, SystemExit included
+        raise TargetError(spec, f"importing {dotted} raised {type(exc).__name__}: {exc}") from exc
+    return module if _same_file(module, path) else None
 
 
 def _syntax_error(exc: SyntaxError, where: str) -> str:
