@@ -35,6 +35,7 @@ def check(
     peft: Any = None,
     data: Any = None,
     collator: Any = None,
+    launch: Any = None,
 ) -> Report:
     """Check a model (instance, class or zero-argument factory) against the installed Trainer's protocol.
 
@@ -51,9 +52,11 @@ def check(
     copied. ``transformers_version``: the verdict for that release instead of the installed one (a forecast:
     trainer_compat/forecast.py). ``peft``: the adapter config (a LoraConfig or a dict of its fields) the model
     will get: adds the PEFT rules. ``# trainer-compat: ignore[CODE] reason`` comments on the class line apply,
-    as on the command line.
+    as on the command line. ``launch``: how the run is launched (a ``features.Launch`` or a mapping of
+    ``world_size``, ``nnodes``, ``launcher``): a hazard that fails every multi-process run is an error when
+    ``world_size > 1``, a warning otherwise.
     """
-    setup = build_setup(args, trainer, data=data, collator=collator)
+    setup = build_setup(args, trainer, data=data, collator=collator, launch=launch)
     subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs,
                             meta=not probe and data is None)
     from trainer_compat.rules.peft import peft_profile

@@ -49,6 +49,12 @@ def _add_check(sub: Any) -> None:
                             "returning one; checked as preflight does (columns, collator, batch), and the probe "
                             "runs on them")
     check.add_argument("--collator", metavar="MODULE:NAME", help="the data collator your run uses (with --data)")
+    check.add_argument("--world-size", type=int, metavar="N",
+                       help="the run is launched on N processes in all (a hazard that fails every multi-process "
+                            "run is then an error)")
+    check.add_argument("--nnodes", type=int, metavar="N", help="the run is launched on N machines")
+    check.add_argument("--launcher", choices=("torchrun", "accelerate", "deepspeed"),
+                       help="what launches the run")
     check.add_argument("--transformers-version", metavar="X.Y.Z",
                        help="the verdict for this transformers release instead of the installed one (a forecast)")
     check.add_argument("--peft", metavar="JSON|FILE", help="the adapter config (LoraConfig fields) the model will get")
@@ -79,7 +85,8 @@ def _cli_overrides(options: argparse.Namespace) -> dict[str, Any]:
     if options.collator and not options.data:
         raise UsageError("--collator collates --data: add --data")
     return {"args": _args(options.training_args), "trainer": options.trainer, "data": options.data,
-            "collator": options.collator,
+            "collator": options.collator, "world-size": options.world_size, "nnodes": options.nnodes,
+            "launcher": options.launcher,
             "init-kwargs": _init_kwargs(options.init_kwargs), "probe": options.probe, "sample": options.sample,
             "select": _codes(options.select), "ignore": _codes(options.ignore), "fail-on": options.fail_on}
 

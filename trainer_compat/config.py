@@ -6,6 +6,9 @@
     trainer = "trainer"                 # or "seq2seq", "sft" (TRL's SFTTrainer), or "train.py:MyTrainer"
     data = "train.py:make_dataset"      # your examples (a Dataset, a list, or a function returning one)
     collator = "train.py:collate"       # the data collator your run uses
+    world-size = 2                      # how the run is launched: processes in all, nodes, launcher
+    nnodes = 1
+    launcher = "torchrun"               # or "accelerate", "deepspeed"
     select = ["ALL"]
     ignore = ["TC104"]
     fail-on = "error"                   # or "warning"
@@ -33,7 +36,8 @@ from trainer_compat.features import TRAINER_KINDS, load_args_spec
 
 TABLE = "trainer-compat"
 FAIL_ON = ("error", "warning")
-_TARGET_KEYS = {"args", "trainer", "init-kwargs", "select", "ignore", "probe", "sample", "fail-on", "data", "collator"}
+_TARGET_KEYS = {"args", "trainer", "init-kwargs", "select", "ignore", "probe", "sample", "fail-on", "data", "collator",
+               "world-size", "nnodes", "launcher"}
 _GLOBAL_KEYS = _TARGET_KEYS | {"targets", "per-target", "format", "transformers-version", "peft"}
 
 
@@ -52,6 +56,7 @@ class TargetSettings:
     fail_on: str = "error"
     data: str | None = None  # module:Name of the user's examples
     collator: str | None = None  # module:Name of the user's data collator
+    launch: dict[str, Any] | None = None  # world_size, nnodes, launcher (features.Launch fields), if said
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,11 @@ def _check_values(scope: dict[str, Any], where: str) -> None:
     for key in ("data", "collator"):
         if key in scope and (not isinstance(scope[key], str) or ":" not in scope[key]):
             raise UsageError(f"{where}: {key} must be a 'module:Name' or 'path/file.py:Name' string")
+    launch = {k: scope[k] for k in _LAUNCH_KEYS if k in scope}
+    if launch:
+        from trainer_compat.features import Launch
+
+        Launch.of(launch, where)
     if "fail-on" in scope and scope["fail-on"] not in FAIL_ON:
         raise UsageError(f"{where}: fail-on must be one of {', '.join(FAIL_ON)}, not {scope['fail-on']!r}")
     for key in ("select", "ignore"):
@@ -231,7 +241,21 @@ def settings_for(target: str, config: Config, cli: dict[str, Any], *, from_confi
         fail_on=merged.get("fail-on") or "error",
         data=specs["data"],
         collator=specs["collator"],
+        launch=_launch(merged),
     )
+
+
+_LAUNCH_KEYS = ("world-size", "nnodes", "launcher")
+
+
+def _launch(merged: dict[str, Any]) -> dict[str, Any] | None:
+    """The launch keys as ``features.Launch`` fields (None: the launch is not said)."""
+    launch = {k.replace("-", "_"): merged[k] for k in _LAUNCH_KEYS if merged.get(k) is not None}
+    if not launch:
+        return None
+    from trainer_compat.features import Launch
+
+    return dict(vars(Launch.of(launch, "launch")))
 
 
 def _spec(value: str | None, root: Path) -> str | None:

@@ -23,6 +23,8 @@ def _example(title: str, example: Example) -> list[str]:
     meta = [f"trainer: `{example.trainer}`"]
     if example.args:
         meta.append(f"args: `{json.dumps(example.args)}`")
+    if example.launch:
+        meta.append(f"launch: `{json.dumps(example.launch)}`")
     if example.peft:
         meta.append(f"peft: `{json.dumps(example.peft)}`")
     if str(example.versions) != "all":

@@ -42,6 +42,52 @@ class Feature(str, enum.Enum):
 
 
 
+LAUNCHERS = ("torchrun", "accelerate", "deepspeed")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How the run is launched: processes in all (``world_size``), machines (``nnodes``), the launcher."""
+
+    world_size: int = 1
+    nnodes: int = 1
+    launcher: str | None = None  # torchrun, accelerate or deepspeed
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def describe(self) -> str:
+        how = f" with {self.launcher}" if self.launcher else ""
+        nodes = f" on {self.nnodes} nodes" if self.nnodes > 1 else ""
+        return f"launched on {self.world_size} process{'es' if self.world_size != 1 else ''}{nodes}{how}"
+
+    @classmethod
+    def of(cls, value: Any, where: str = "launch") -> Launch | None:
+        """A Launch from a Launch, a mapping (``world_size``/``world-size``, ``nnodes``, ``launcher``) or None."""
+        if value is None or isinstance(value, Launch):
+            return value
+        if not isinstance(value, Mapping):
+            raise UsageError(f"{where}: expected a mapping of world_size, nnodes, launcher, got {type(value).__name__}")
+        fields = {str(k).replace("-", "_"): v for k, v in value.items() if v is not None}
+        unknown = sorted(set(fields) - {"world_size", "nnodes", "launcher"})
+        if unknown:
+            raise UsageError(f"{where}: unknown key {unknown[0]!r} (known: world_size, nnodes, launcher)")
+        for key in ("world_size", "nnodes"):
+            if key in fields and (isinstance(fields[key], bool) or not isinstance(fields[key], int)
+                                  or fields[key] < 1):
+                raise UsageError(f"{where}: {key} must be a positive integer, not {fields[key]!r}")
+        launcher = fields.get("launcher")
+        if launcher is not None and launcher not in LAUNCHERS:
+            raise UsageError(f"{where}: launcher must be one of {', '.join(LAUNCHERS)}, not {launcher!r}")
+        fields.setdefault("world_size", fields.get("nnodes", 1))  # one process per node at least
+        launch = cls(**fields)
+        if launch.nnodes > launch.world_size:
+            raise UsageError(f"{where}: {launch.nnodes} nodes need a world size of at least {launch.nnodes}, "
+                             f"not {launch.world_size}")
+        return launch
+
+
 @dataclass(frozen=True)
 class TrainingSetup:
     """The validated arguments, the trainer kind and the features they switch on."""
@@ -55,6 +101,7 @@ class TrainingSetup:
     data: Any = None  # the examples the user's run trains on (a Dataset or a list of mappings), if given
     collator: Any = None  # the user's data collator, if given
     trainer_kwargs: Mapping[str, Any] | None = None  # what else the user's Trainer subclass is built with
+    launch: Launch | None = None  # how the run is launched, if said (None: unknown)
 
     def has(self, feature: Feature) -> bool:
         return feature in self.features
@@ -112,11 +159,13 @@ def parse_json_object(text: str, where: str, of: str) -> dict[str, Any]:
 
 
 def build_setup(args: Any = None, trainer: Any = "trainer", *, data: Any = None, collator: Any = None,
-                trainer_kwargs: Mapping[str, Any] | None = None) -> TrainingSetup:
+                trainer_kwargs: Mapping[str, Any] | None = None, launch: Any = None) -> TrainingSetup:
     """Validate ``args`` (a TrainingArguments, a dict of its fields, or None) into a TrainingSetup.
 
-    ``trainer``: a kind (``"trainer"``, ``"seq2seq"``, ``"sft"``), a Trainer subclass, or ``module:Name``.
+    ``trainer``: a kind (``"trainer"``, ``"seq2seq"``, ``"sft"``, ``"dpo"``, ...), a Trainer subclass, or
+    ``module:Name``. ``launch``: a ``Launch`` or a mapping of its fields (world_size, nnodes, launcher).
     """
+    launch = Launch.of(launch)
     trainer, trainer_class = resolve_trainer(trainer)
     deepspeed_config = requested = None
     if args is None or isinstance(args, Mapping):
@@ -129,7 +178,7 @@ def build_setup(args: Any = None, trainer: Any = "trainer", *, data: Any = None,
         deepspeed_config = _deepspeed_dict(getattr(args, "deepspeed", None))
     return TrainingSetup(args=args, trainer=trainer, features=_features(args, deepspeed_config),
                          deepspeed_config=deepspeed_config, requested=requested, trainer_class=trainer_class,
-                         data=data, collator=collator, trainer_kwargs=trainer_kwargs)
+                         data=data, collator=collator, trainer_kwargs=trainer_kwargs, launch=launch)
 
 
 @contextlib.contextmanager

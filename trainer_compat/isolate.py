@@ -68,7 +68,8 @@ def run_checks(settings: list[Any], options: Any, fmt: str) -> list[Report]:
         return [check_target(s) for s in settings]
     limits = _limits(options)
     requests = [{"spec": s.spec, "target": s.target, "args": s.args, "trainer": s.trainer, "data": s.data,
-                 "collator": s.collator, "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample}
+                 "collator": s.collator, "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample,
+                 "launch": s.launch}
                 for s in settings]
     return [finalize(r, s.selection) for r, s in zip(check_isolated(requests, limits), settings)]
 
@@ -88,7 +89,8 @@ def _static(settings: Any, check_static: Any, setup: Any) -> Report:
         if trainer is None:
             unread.append(f"--trainer {settings.trainer}")
             trainer = "trainer"
-    chosen = setup(settings.args, trainer) if isinstance(trainer, str) else build_setup(settings.args, trainer)
+    chosen = setup(settings.args, trainer, launch=settings.launch) if isinstance(trainer, str) else \
+        build_setup(settings.args, trainer, launch=settings.launch)
     report = check_static(settings.spec, chosen, target=settings.target)
     if not unread:
         return report
@@ -321,7 +323,7 @@ def _child_main() -> None:
     for index, request in enumerate(payload["requests"]):
         try:
             setup = _setup(request.get("args"), request.get("trainer") or "trainer", request.get("data"),
-                           request.get("collator"))
+                           request.get("collator"), request.get("launch"))
         except UsageError as exc:
             _send(out, {"usage": str(exc)})
             return

@@ -28,12 +28,14 @@ def select(report: Report, selection: Selection | None) -> Report:
     return dataclasses.replace(report, findings=selection.filter(report.findings))
 
 
-def _setup(args: dict[str, Any] | None, trainer: str, data: str | None = None, collator: str | None = None) -> Any:
+def _setup(args: dict[str, Any] | None, trainer: str, data: str | None = None, collator: str | None = None,
+           launch: dict[str, Any] | None = None) -> Any:
     from trainer_compat.features import build_setup
 
-    key = json.dumps([args, trainer, data, collator], sort_keys=True, default=str)
+    key = json.dumps([args, trainer, data, collator, launch], sort_keys=True, default=str)
     if key not in _SETUPS:
-        _SETUPS[key] = build_setup(args, trainer, data=_load(data, "--data"), collator=_load(collator, "--collator"))
+        _SETUPS[key] = build_setup(args, trainer, data=_load(data, "--data"), collator=_load(collator, "--collator"),
+                                   launch=launch)
     return _SETUPS[key]
 
 
@@ -55,7 +57,7 @@ def check_target(settings: Any) -> Report:
     from trainer_compat.checker import build_subject, check_subject
     from trainer_compat.targets import load_target
 
-    setup = _setup(settings.args, settings.trainer, settings.data, settings.collator)
+    setup = _setup(settings.args, settings.trainer, settings.data, settings.collator, settings.launch)
     obj = load_target(settings.spec)
     subject = build_subject(obj, target=settings.target, init_kwargs=settings.init_kwargs,
                             meta=not settings.probe and setup.data is None)

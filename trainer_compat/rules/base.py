@@ -34,6 +34,7 @@ class Example:
     peft: dict[str, Any] | None = None  # an adapter config (LoraConfig fields) for the PEFT rules
     data: str | None = None  # source defining ``Data``: the user's examples (a list, a Dataset or a factory)
     trainer_code: str | None = None  # source defining ``MyTrainer``: the user's Trainer subclass
+    launch: dict[str, Any] | None = None  # how the run is launched (features.Launch fields)
 
     def load(self, directory: Path) -> Any:
         """Write the example to ``directory`` as a module (so its source is inspectable) and return ``Model``."""
@@ -43,7 +44,7 @@ class Example:
         """The keyword arguments of ``check`` for this example (the trainer class and data loaded)."""
         trainer: Any = _load(self.trainer_code, "MyTrainer", directory) if self.trainer_code else self.trainer
         return {"args": self.args, "trainer": trainer, "probe": self.probe, "peft": self.peft,
-                "data": _load(self.data, "Data", directory) if self.data else None}
+                "data": _load(self.data, "Data", directory) if self.data else None, "launch": self.launch}
 
 
 def _load(code: str, name: str, directory: Path) -> Any:
@@ -104,6 +105,8 @@ class Rule:
         location: Location | None = None,
         **details: Any,
     ) -> Finding:
+        from trainer_compat.shims.discover import name_inner  # fix texts name the wrapper's real inner attribute
+
         return Finding(
             rule=self.code,
             name=self.name,
@@ -111,7 +114,7 @@ class Rule:
             message=message,
             member=member,
             feature=feature.value if isinstance(feature, Feature) else feature,
-            fix=fix,
+            fix=name_inner(fix, ctx.subject.instance),
             transformers_version=str(ctx.version),
             call_site=call_site,
             location=location or ctx.subject.location,

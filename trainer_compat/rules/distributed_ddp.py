@@ -29,6 +29,11 @@ _UNWRAP_SITE = Site(r"self\.model = unwrap_model\(self\.model, recursive=True\)"
 _LAUNCH = "launched on more than one process (torchrun, accelerate launch)"
 
 
+def _launched(ctx: Context) -> str:
+    launch = getattr(ctx.setup, "launch", None)
+    return launch.describe() if launch is not None and launch.distributed else _LAUNCH
+
+
 def find_unused_parameters(ctx: Context) -> bool:
     """What Trainer passes to DDP as find_unused_parameters."""
     explicit = getattr(ctx.setup.args, "ddp_find_unused_parameters", None)
@@ -45,7 +50,11 @@ def _ddp_applies(ctx: Context) -> bool:
 
 
 def _ddp_severity(ctx: Context) -> Severity:
-    """An error where the arguments show a DDP run; a warning for a launch that may stay single-process."""
+    """An error where the launch (``--world-size``) or the arguments show a DDP run; a warning for a launch that
+    may stay single-process (or is said to)."""
+    launch = getattr(ctx.setup, "launch", None)
+    if launch is not None:
+        return Severity.ERROR if launch.distributed else Severity.WARNING
     args = ctx.setup.args
     distributed = int(getattr(args, "world_size", 1) or 1) > 1 or getattr(args, "ddp_find_unused_parameters",
                                                                           None) is not None
@@ -77,7 +86,8 @@ class DdpUnusedParameters(Rule):
         "checkpointing (a plain nn.Module gets True: slower, but it trains). The probe records which trainable "
         "parameters received a gradient on the real step. On one process the same model trains silently."
     )
-    fires = (Example(_with(_UNUSED_HEAD), args={"ddp_find_unused_parameters": False}, probe=True),)
+    fires = (Example(_with(_UNUSED_HEAD), args={"ddp_find_unused_parameters": False}, probe=True,
+                     launch={"world_size": 2, "launcher": "torchrun"}),)
     silent = (Example(_with(_UNUSED_HEAD), probe=True),
               Example(EXPLICIT_WRAPPER, args={"ddp_find_unused_parameters": False}, probe=True))
 
@@ -98,9 +108,9 @@ class DdpUnusedParameters(Rule):
         shown = ", ".join(without[:5]) + (f" and {len(without) - 5} more" if len(without) > 5 else "")
         yield self.finding(
             ctx, f"{len(without)} trainable parameter(s) of {ctx.subject.cls.__name__} got no gradient on the real "
-                 f"step: {shown}; Trainer's DDP uses find_unused_parameters=False ({why}), so {_LAUNCH} the second "
-                 "step raises RuntimeError \"Expected to have finished reduction in the prior iteration before "
-                 "starting a new one\"",
+                 f"step: {shown}; Trainer's DDP uses find_unused_parameters=False ({why}), so "
+                 f"{_launched(ctx)} the second step raises RuntimeError \"Expected to have finished reduction in "
+                 "the prior iteration before starting a new one\"",
             severity=_ddp_severity(ctx), member=None, feature=Feature.TRAIN, call_site=site,
             fix="freeze what the loss does not use (requires_grad_(False)), or set ddp_find_unused_parameters=True")
 
@@ -118,7 +128,7 @@ class DdpReentrantCheckpointing(Rule):
         "only once\". Trainer passes find_unused_parameters=True for every model that is not a PreTrainedModel "
         "(a wrapper), unless `ddp_find_unused_parameters` says otherwise."
     )
-    fires = (Example(_with(methods=_DELEGATE), args=_REENTRANT),
+    fires = (Example(_with(methods=_DELEGATE), args=_REENTRANT, launch={"world_size": 2}),
              Example(_with(methods=_DELEGATE), args={"gradient_checkpointing": True},
                      versions=VersionRange(until=NON_REENTRANT_DEFAULT)))
     silent = (Example(_with(methods=_DELEGATE),
@@ -153,7 +163,8 @@ class DdpReentrantCheckpointing(Rule):
         source = "gradient_checkpointing_kwargs" if "use_reentrant" in checkpointing_kwargs(ctx.setup.args) else \
             f"the default of transformers {ctx.version}"
         yield self.finding(
-            ctx, f"{ctx.subject.cls.__name__} checkpoints with use_reentrant=True ({source}) and {why}: {_LAUNCH}, "
+            ctx, f"{ctx.subject.cls.__name__} checkpoints with use_reentrant=True ({source}) and {why}: "
+                 f"{_launched(ctx)}, "
                  "DDP marks the checkpointed parameters unused after the forward and the first backward raises "
                  "RuntimeError \"Expected to mark a variable ready only once\"",
             severity=_ddp_severity(ctx), member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
