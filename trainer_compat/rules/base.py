@@ -105,8 +105,6 @@ class Rule:
         location: Location | None = None,
         **details: Any,
     ) -> Finding:
-        from trainer_compat.shims.discover import name_inner  # fix texts name the wrapper's real inner attribute
-
         return Finding(
             rule=self.code,
             name=self.name,
@@ -114,7 +112,7 @@ class Rule:
             message=message,
             member=member,
             feature=feature.value if isinstance(feature, Feature) else feature,
-            fix=name_inner(fix, ctx.subject.instance),
+            fix=fix,
             transformers_version=str(ctx.version),
             call_site=call_site,
             location=location or ctx.subject.location,
