@@ -22,6 +22,7 @@ import trainer_compat.rules
 from trainer_compat.forecast import LINES, module_file, site_key
 from trainer_compat.protocol.data import REQUIREMENTS
 from trainer_compat.protocol.model import Site
+from trainer_compat.protocol.sites import reads_at
 
 
 def all_sites() -> list[Site]:
@@ -49,7 +50,7 @@ def line_of(site: Site, root: Path) -> list[object] | None:
         if not path.is_file():
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if regex.search(line):
+            if reads_at(regex, line):
                 return [name, number]
     return None
 

@@ -25,11 +25,13 @@ from trainer_compat.workflow import check_target
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
-TARGETS = [f"tests/golden/models.py:{name}" for name in ("TiedWrapper", "Suppressed", "Clean")]
+TARGETS = [f"tests/golden/models.py:{name}" for name in ("TiedWrapper", "Suppressed", "Clean", "NeedsArgs", "tiny_lm")]
 ARGS = ["--args", '{"save_strategy": "steps"}']
 SUFFIX = {"concise": "txt", "full": "txt", "json": "json", "sarif": "sarif", "github": "txt", "junit": "xml"}
 # The SARIF 2.1.0 schema as OASIS publishes it (oasis-tcs/sarif-spec, Schemata/sarif-schema-2.1.0.json).
 SCHEMA = GOLDEN / "sarif-schema-2.1.0.json"
+# The JUnit XSD Jenkins and most dashboards validate against (jenkinsci/xunit-plugin's junit-10.xsd).
+JUNIT_XSD = GOLDEN / "junit-10.xsd"
 
 
 def normalize(text: str) -> str:
@@ -59,7 +61,8 @@ def rendered(tmp_path_factory) -> dict[str, str]:
         path = tmp_path_factory.mktemp("formats") / "out.sarif"
         assert main(["check", *TARGETS, *ARGS, "--format", "sarif", "--output", str(path)]) == 1
         out = {"sarif": path.read_text(encoding="utf-8").rstrip("\n")}
-        reports = [check_target(settings_for(t, Config(), {"args": json.loads(ARGS[1])})) for t in TARGETS]
+        reports = [check_target(settings_for(t, Config(), {"args": json.loads(ARGS[1])})).with_not_run(
+            probe=False, peft=False, sft=False, data=False) for t in TARGETS]  # as the command line notes them
         out.update({fmt: render(reports) for fmt, render in RENDERERS.items() if fmt != "sarif"})
     finally:
         os.chdir(cwd)
@@ -116,10 +119,69 @@ def test_junit_counts_every_rule_per_target(rendered):
     assert int(root.get("failures")) == 2
 
 
-def test_concise_is_one_line_per_finding(rendered):
+def _cases(suite: ET.Element, child: str) -> set[str]:
+    return {c.get("name").split()[0] for c in suite.iter("testcase") if c.find(child) is not None}
+
+
+def test_junit_skips_the_rules_that_did_not_run(rendered):
+    """Rules whose option was not given, rules the unbuilt class could not feed, suppressed rules: <skipped/>."""
+    suites = {s.get("name"): s for s in ET.fromstring(rendered["junit"]).findall("testsuite")}
+    tied, suppressed, needs_args = (suites[f"tests/golden/models.py:{n}"] for n in ("TiedWrapper", "Suppressed",
+                                                                                        "NeedsArgs"))
+    gated = {"TC600", "TC601", "TC609", "TC1204", "TC701", "TC704", "TC1001", "TC1005", "TC1101", "TC1201",
+             "TC1203", "TC1206"}
+    assert gated <= _cases(tied, "skipped")
+    assert "TC1004" not in _cases(tied, "skipped") and "TC001" not in _cases(tied, "skipped")  # they ran
+    assert "TC301" in _cases(suppressed, "skipped")  # suppressed on the class line
+    assert "TC301" in _cases(needs_args, "skipped")  # the state dict needs an instance
+    assert int(tied.get("skipped")) == len(_cases(tied, "skipped"))
+    probe_case = next(c for c in tied.iter("testcase") if c.get("name").startswith("TC603 "))
+    assert "--probe" in probe_case.find("skipped").get("message")
+
+
+def test_junit_validates_against_the_junit_xsd(rendered):
+    xmlschema = pytest.importorskip("xmlschema")
+    schema = xmlschema.XMLSchema(str(JUNIT_XSD))
+    schema.validate(rendered["junit"])
+    broken = ET.fromstring(rendered["junit"])
+    case = broken.find("testsuite/testcase")
+    case.set("file", "tests/golden/models.py")  # what the renderer used to write: the XSD has no file on testcase
+    with pytest.raises(xmlschema.XMLSchemaValidationError):  # the validation can fail
+        schema.validate(ET.tostring(broken, encoding="unicode"))
+
+
+def test_concise_is_one_line_per_finding_and_per_skipped_check(rendered):
     lines = rendered["concise"].splitlines()
-    assert len(lines) == 5  # four findings and the summary
-    assert all(re.match(r"^tests/golden/models\.py:\d+: TC\d{3} ", line) for line in lines[:-1])
+    findings = [line for line in lines if re.match(r"^tests/golden/models\.py:\d+: TC\d{3} ", line)]
+    skipped = [line for line in lines if re.match(r"^tests/golden/models\.py:\d+: skipped ", line)]
+    assert len(findings) == 4 and len(skipped) == 3 and len(lines) == 4 + 3 + 1  # and the summary
+    assert lines[-1] == "Found 2 errors, 2 warnings in 5 targets (1 not compatible; 3 checks skipped)."
+    assert all("tests/golden/models.py:TiedWrapper" not in line for line in lines)  # the file is said once
+    assert any("NeedsArgs: instance checks: NeedsArgs was not built" in line for line in skipped)
+
+
+def test_every_human_format_closes_with_the_summary(rendered):
+    for fmt in ("concise", "full", "github"):
+        assert rendered[fmt].splitlines()[-1] == rendered["concise"].splitlines()[-1], fmt
+
+
+def test_skipped_checks_reach_github_and_sarif(rendered):
+    notices = [line for line in rendered["github"].splitlines() if line.startswith("::notice ")]
+    assert len(notices) == 3 and all("title=trainer-compat%3A check skipped" in n for n in notices)
+    run = json.loads(rendered["sarif"])["runs"][0]
+    notes = run["invocations"][0]["toolExecutionNotifications"]
+    assert len(notes) == 3 and run["invocations"][0]["executionSuccessful"] is True
+    assert {n.get("associatedRule", {}).get("id") for n in notes} == {"TC301", None}
+
+
+def test_a_factory_points_at_its_own_definition(rendered):
+    """tiny_lm returns a transformers model: its places are the factory's def line, never site-packages."""
+    doc = json.loads(rendered["sarif"])
+    for fmt in ("concise", "full", "github", "junit", "sarif"):
+        assert "site-packages/transformers/models" not in rendered[fmt].replace("\\", "/"), fmt
+    assert "(tests/golden/models.py:52)" in rendered["full"]  # the features line of tiny_lm
+    for result in doc["runs"][0]["results"]:
+        assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uriBaseId"] == "%SRCROOT%"
 
 
 def _finding(code: str, severity: Severity, text: str = "bad, really: 100%\nsecond line") -> Finding:
@@ -136,3 +198,110 @@ def test_github_escapes_and_caps_annotations_per_level():
     assert sum(line.startswith("::warning ") for line in lines) == 1
     assert "3 more findings not annotated" in "\n".join(lines)
     assert "100%25%0Asecond line" in errors[0] and "file=pkg/m.py,line=1," in errors[0]
+
+
+# -- the terminal: rich's own detection, soft wrap off a terminal, -q/-v ---------------------------------------
+
+LONG = ("the wrapper's gradient_checkpointing_enable returns without enabling anything, so the call Trainer "
+        "makes, model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=...), leaves every block "
+        "storing its activations")
+
+
+def _report(**kwargs) -> Report:
+    from trainer_compat.report import MemberRow
+
+    defaults = dict(target="pkg/m.py:M", transformers_version="5", torch_version="2", trainer="trainer",
+                    features=("train",), findings=[_finding("TC402", Severity.WARNING, LONG)],
+                    members=[MemberRow("forward", "defined", "defined at pkg/m.py:3", ("train",)),
+                             MemberRow("generate", "missing", "missing", ()),
+                             MemberRow("config", "inherited", "inherited from _trainer_compat_target_123.Base", ())],
+                    skipped=["TC301: the state dict needs an instance"])
+    return Report(**{**defaults, **kwargs})
+
+
+def test_full_off_a_terminal_is_soft_wrapped_whole_and_summarised():
+    from trainer_compat.render import render_terminal
+
+    text = render_terminal([_report()])
+    assert LONG in text  # one line, never cut mid-word
+    assert all(line == line.rstrip() for line in text.splitlines())  # no trailing spaces
+    assert "\x1b[" not in text
+    assert "generate" not in text and "config" not in text  # members the arguments do not need: only with -v
+    assert "skipped TC301: the state dict needs an instance" in text
+    assert text.splitlines()[-1] == "Found 0 errors, 1 warning in 1 target (0 not compatible; 1 check skipped)."
+    verbose = render_terminal([_report()], verbosity=1)
+    assert "generate" in verbose and "_trainer_compat_target_" not in verbose and "<target file>:Base" not in verbose
+    quiet = render_terminal([_report()], verbosity=-1)
+    assert "skipped" not in quiet.splitlines()[1:-1] and "member" not in quiet and LONG in quiet
+
+
+def test_full_on_a_terminal_wraps_at_words_within_the_width():
+    from trainer_compat.render import render_terminal
+
+    text = render_terminal([_report()], width=100)  # the 100-column pane of issue #12
+    assert all(len(line) <= 100 for line in text.splitlines()) and len(text.splitlines()) > 8
+    words = " ".join(text.split())
+    assert "model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=...)," in words
+
+
+@pytest.mark.parametrize("env, force, expected", [
+    ({}, False, False),  # not a terminal: no colour
+    ({"FORCE_COLOR": "1"}, False, True),
+    ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False, False),  # NO_COLOR wins over everything but --color
+    ({"NO_COLOR": "1"}, True, True),  # --color forces
+])
+def test_colour_follows_no_color_force_color_and_the_flag(monkeypatch, env, force, expected):
+    import io
+
+    from trainer_compat.render.terminal import Terminal
+
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    terminal = Terminal.detect(io.StringIO(), force_color=force)
+    assert terminal.color is expected and terminal.width is None  # a pipe never gets a width
+
+
+def test_a_terminal_gets_rich_width_from_columns(monkeypatch):
+    import io
+
+    from trainer_compat.render.terminal import Terminal
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("COLUMNS", "72")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    terminal = Terminal.detect(Tty())
+    assert terminal.width == 72 and terminal.color
+
+
+def test_sarif_outside_the_working_directory_has_an_absolute_uri_and_no_base(tmp_path):
+    from trainer_compat.findings import Location
+    from trainer_compat.render.sarif import render_sarif
+
+    outside = tmp_path / "m.py"
+    finding = Finding(rule="TC301", name="unsafe-state-dict", severity=Severity.ERROR, message="m",
+                      location=Location(str(outside), 4))
+    doc = json.loads(render_sarif([_report(target=f"{outside}:M", findings=[finding])]))
+    artifact = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert artifact == {"uri": outside.as_uri()}
+
+
+def test_progress_only_on_a_terminal():
+    import io
+
+    from trainer_compat.render.progress import TargetProgress
+
+    piped = io.StringIO()
+    progress = TargetProgress(["a.py:A", "b.py:B"], stream=piped)
+    progress.start_target(0)
+    progress.done_target(0, _report())
+    assert piped.getvalue() == ""
+    shown = TargetProgress(["a.py:A", "b.py:B"], stream=piped, enabled=True)
+    shown.start_target(1)
+    shown.done_target(1, _report())
+    assert piped.getvalue().splitlines()[0] == "trainer-compat: [2/2] checking b.py:B ..."
+    assert "[2/2] checking b.py:B: compatible (0 errors, 1 warning)" in piped.getvalue()

@@ -68,7 +68,10 @@ def _add_check(sub: Any) -> None:
     check.add_argument("--ignore", metavar="CODES", help="leave out these codes or prefixes, comma-separated")
     check.add_argument("--fail-on", choices=("error", "warning"), help="lowest severity that fails (default error)")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when a target fails")
-    check.add_argument("--color", action="store_true", help="colour the full report")
+    check.add_argument("--color", action="store_true",
+                       help="colour the full report even off a terminal (default: on a terminal, unless NO_COLOR)")
+    check.add_argument("-v", "--verbose", action="store_true", help="full: every protocol member, not only the needed")
+    check.add_argument("-q", "--quiet", action="store_true", help="concise/full: findings and the summary only")
     check.add_argument("--debug", action="store_true", help="show tracebacks")
     from trainer_compat.isolate import add_cli_options
 
@@ -145,8 +148,14 @@ def _check_targets(options: argparse.Namespace, config: Any) -> int:
             load_sample(s)  # bad samples are usage errors, before any target is imported
     from trainer_compat.isolate import run_checks
 
+    from trainer_compat.render.progress import TargetProgress
+
+    progress = TargetProgress([s.target for s in settings], stream=sys.stderr)  # stderr on a terminal only
     with _stdout_to_stderr():  # what targets print (or the libraries they import) never mixes into the report
-        reports = run_checks(settings, options, options.format or config.get("format") or "full")
+        reports = run_checks(settings, options, options.format or config.get("format") or "full", progress)
+    peft = bool(options.peft or config.peft())
+    reports = [r.with_not_run(probe=bool(s.probe), peft=peft, sft=s.trainer == "sft", data=bool(s.data))
+               for r, s in zip(reports, settings)]
     _emit(_render(reports, options, config), options.output)
     code = exit_code(reports, [s.fail_on for s in settings])
     return EXIT_OK if options.exit_zero else code
@@ -172,14 +181,20 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 def _render(reports: list[Any], options: argparse.Namespace, config: Any) -> str:
-    from trainer_compat.render import ALIASES, RENDERERS, render_junit, render_terminal
+    from trainer_compat.render import ALIASES, RENDERERS, render_concise, render_junit, render_terminal
+    from trainer_compat.render.terminal import Terminal
 
     fmt = options.format or config.get("format") or "full"
     fmt = ALIASES.get(fmt, fmt)
     if fmt not in RENDERERS:
         raise UsageError(f"format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    if fmt == "full":
-        return render_terminal(reports, color=options.color)
+    verbosity = -1 if getattr(options, "quiet", False) else int(bool(getattr(options, "verbose", False)))
+    if fmt == "full":  # rich's own view of stdout (width, colour, NO_COLOR/FORCE_COLOR); a file: plain, soft-wrapped
+        terminal = Terminal.detect(force_color=options.color) if options.output is None else \
+            Terminal(color=options.color)
+        return render_terminal(reports, verbosity=verbosity, terminal=terminal)
+    if fmt == "concise":
+        return render_concise(reports, verbosity=verbosity)
     if fmt == "junit":
         return render_junit(reports, fail_on=options.fail_on or config.get("fail-on") or "error")
     return RENDERERS[fmt](reports)

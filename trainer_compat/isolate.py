@@ -52,9 +52,20 @@ def add_cli_options(check: Any) -> None:
                        help=f"address-space cap of the isolated check (default {DEFAULT_MEMORY_MB}; 0: none)")
 
 
-def run_checks(settings: list[Any], options: Any, fmt: str) -> list[Report]:
-    """The reports for the command line's targets (``config.TargetSettings``), isolated or static if asked."""
+def run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = None) -> list[Report]:
+    """The reports for the command line's targets (``config.TargetSettings``), isolated or static if asked;
+    ``progress`` (a ``render.progress.TargetProgress``) hears each target start and finish."""
     from trainer_compat.workflow import check_target, finalize
+
+    def each(check: Any) -> list[Report]:
+        reports = []
+        for i, s in enumerate(settings):
+            if progress is not None:
+                progress.start_target(i)
+            reports.append(check(s))
+            if progress is not None:
+                progress.done_target(i, reports[-1])
+        return reports
 
     static, isolate = getattr(options, "static", False), getattr(options, "isolate", None)
     if static:
@@ -63,15 +74,15 @@ def run_checks(settings: list[Any], options: Any, fmt: str) -> list[Report]:
         from trainer_compat.static_mode import check_static
         from trainer_compat.workflow import _setup
 
-        return [finalize(_static(s, check_static, _setup), s.selection) for s in settings]
+        return each(lambda s: finalize(_static(s, check_static, _setup), s.selection))
     if not (isolate if isolate is not None else isolate_by_default(fmt)):
-        return [check_target(s) for s in settings]
+        return each(check_target)
     limits = _limits(options)
     requests = [{"spec": s.spec, "target": s.target, "args": s.args, "trainer": s.trainer, "data": s.data,
                  "collator": s.collator, "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample,
                  "launch": s.launch}
                 for s in settings]
-    return [finalize(r, s.selection) for r, s in zip(check_isolated(requests, limits), settings)]
+    return [finalize(r, s.selection) for r, s in zip(check_isolated(requests, limits, progress), settings)]
 
 
 def _static(settings: Any, check_static: Any, setup: Any) -> Report:
@@ -128,15 +139,21 @@ class Limits:
     memory_mb: int | None = DEFAULT_MEMORY_MB  # address space of the child (RLIMIT_AS); None: no cap
 
 
-def check_isolated(requests: list[dict[str, Any]], limits: Limits = Limits()) -> list[Report]:
+def check_isolated(requests: list[dict[str, Any]], limits: Limits = Limits(), progress: Any = None) -> list[Report]:
     """Reports, in order, for JSON-able requests: spec, and optionally target, args, trainer, init_kwargs,
-    probe, sample (as ``check`` takes them)."""
+    probe, sample (as ``check`` takes them). The child checks them one after another: as one finishes
+    (``progress.done_target``), the next starts."""
     reports: dict[int, Report] = {}
     start = 0
+    if progress is not None:
+        progress.start_target(0)
     while start < len(requests):
         child = _Child(requests[start:], limits)
         for offset, report in child.results():
             reports[start + offset] = report
+            if progress is not None:
+                progress.done_target(start + offset, report)
+                progress.start_target(start + offset + 1)
         start += child.done
     return [reports[i] for i in range(len(requests))]
 

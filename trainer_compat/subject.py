@@ -74,6 +74,16 @@ def display_path(file: str) -> str:
         return file
 
 
+def class_name(klass: type) -> str:
+    """``module.Class``; for a class of a path target (imported under a minted module name), ``file.py:Class``."""
+    if klass.__module__.startswith("_trainer_compat_target_"):
+        try:
+            return f"{display_path(inspect.getsourcefile(klass) or '')}:{klass.__qualname__}"
+        except TypeError:
+            pass
+    return f"{klass.__module__}.{klass.__qualname__}"
+
+
 def parse_function(func: Any) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     """The AST of a function's source, or None when the source is not available."""
     func = getattr(func, "__func__", func)
@@ -138,7 +148,7 @@ class Subject:
             location = source_location(raw) if callable(raw) or isinstance(raw, property) else None
             if isinstance(raw, property):
                 location = source_location(raw.fget)
-            info = MemberInfo(name, provenance, f"{owner.__module__}.{owner.__qualname__}", location)
+            info = MemberInfo(name, provenance, class_name(owner), location)
             if self.instance is None:
                 return info
             value = self._get(name)

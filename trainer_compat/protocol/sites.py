@@ -51,9 +51,18 @@ def resolve_installed(site: Site) -> Location | None:
             continue
         path, lines = source
         for number, line in enumerate(lines, start=1):
-            if regex.search(line):
+            if reads_at(regex, line):
                 return Location(_display_path(path, module), number)
     return None
+
+
+def reads_at(regex: re.Pattern[str], line: str) -> bool:
+    """The site's pattern matches code on this line: not a comment, and not the target of an assignment the
+    pattern does not itself spell (``self.model.generation_config = gen_config`` is a write, not the read)."""
+    match = regex.search(line)
+    if match is None or line.lstrip().startswith("#") or "#" in line[: match.start()]:
+        return False
+    return not re.match(r"\s*=(?!=)", line[match.end():])
 
 
 def library_site(module: str, pattern: str) -> Location | None:
@@ -68,6 +77,6 @@ def library_site(module: str, pattern: str) -> Location | None:
         return None
     regex = re.compile(pattern)
     for number, line in enumerate(source[1], start=1):
-        if regex.search(line):
+        if reads_at(regex, line):
             return Location("/".join(module.split(".")) + ".py", number)
     return None

@@ -43,9 +43,15 @@ def rule_document(rule: type[Rule], run_examples: bool = True) -> dict[str, Any]
                            "produced_by": getattr(rule, "produced_by", "check"),
                            "fires": [_example(e) for e in rule.fires], "silent": [_example(e) for e in rule.silent]}
     if run_examples and rule.fires:
+        from trainer_compat.render.progress import Progress
+
+        progress = Progress(len(rule.fires))  # on stderr, on a terminal only: examples take seconds
         with tempfile.TemporaryDirectory(prefix="trainer-compat-rule-") as tmp:
-            for entry, example in zip(doc["fires"], rule.fires):
+            for i, (entry, example) in enumerate(zip(doc["fires"], rule.fires)):
+                progress.start(i, f"{rule.code}: running example #{i + 1}")
                 entry["observed"] = _observed(rule, example, Path(tmp))
+                progress.done(i, f"{len(entry['observed'].get('findings', []))} findings" if entry["observed"]["ran"]
+                              else "not run")
     return doc
 
 
