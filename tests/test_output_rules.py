@@ -147,3 +147,12 @@ def test_returns_are_classified_only_when_the_source_is_certain(source, expected
 def test_the_audio_example_trains_the_audio_projection_when_the_column_is_kept(tmp_path) -> None:
     model = Example(KWARGS_READER).load(tmp_path)
     assert _run(model(), {"remove_unused_columns": False}, audio=True) == "ok"
+
+
+def test_a_trainer_subclass_that_may_add_the_key_makes_tc101_a_warning(tmp_path) -> None:
+    from trainer_compat.rules.outputs import OWN_COMPUTE_LOSS
+
+    model = Example(KWARGS_READER).load(tmp_path)
+    trainer_class = Example(KWARGS_READER, trainer_code=OWN_COMPUTE_LOSS).options(tmp_path)["trainer"]
+    found = [f for f in trainer_compat.check(model(), trainer=trainer_class).findings if f.rule == "TC101"]
+    assert [f.severity for f in found] == [Severity.WARNING] and "MyTrainer.compute_loss" in found[0].message

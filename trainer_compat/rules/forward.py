@@ -100,6 +100,9 @@ class MyTrainer(Trainer):
             loss = model(**inputs).loss.detach()
         return loss, None, None
 """
+_BATCH_HOOKS = ("compute_loss", "training_step", "_prepare_inputs")  # a Trainer subclass may add keys there
+
+
 def _stock_collator(collator: object) -> bool:
     """No collator given, or one of transformers' / TRL's (which build only the keys in _NOT_FROM_COLUMNS)."""
     return collator is None or type(collator).__module__.split(".")[0] in ("transformers", "trl")
@@ -118,8 +121,8 @@ class ColumnsDropped(Rule):
         "method signature`, a list of dicts reaches the model empty. A forward that names some inputs and reads "
         "another from `**kwargs` by name (`kwargs.get(\"audio_features\")`, `kwargs[\"pixel_values\"]`) never "
         "gets that one from the dataset: `kwargs[...]` raises KeyError, `kwargs.get(...)` silently trains without "
-        "it (an error; a warning when a custom data collator, which may build it from the kept columns, is "
-        "given). A `**kwargs` that is only passed on is a warning. Name the inputs in the forward, or set "
+        "it (an error; a warning when a custom data collator, or a Trainer subclass overriding compute_loss / "
+        "training_step / _prepare_inputs, is given: either may build it from the kept columns). A `**kwargs` that is only passed on is a warning. Name the inputs in the forward, or set "
         "`remove_unused_columns=False` (then every column arrives and the rule is silent)."
     )
     fires = (Example(KWARGS_WRAPPER), Example(KWARGS_READER))
@@ -178,12 +181,15 @@ class ColumnsDropped(Rule):
         at = source_location(view.function)
         location = Location(at.file, read[0][1]) if at else _forward_location(ctx, view)
         collator = ctx.setup.collator
-        custom = not _stock_collator(collator)
+        injects = [m for m in _BATCH_HOOKS if ctx.setup.overrides(m)]
+        custom = not _stock_collator(collator) or bool(injects)
+        builder = (f"the custom collator {getattr(collator, '__name__', type(collator).__name__)}"
+                   if not _stock_collator(collator) else f"{ctx.setup.trainer_name}.{injects[0]}" if injects else "")
         return self.finding(
             ctx, f"{cls}.forward reads {keys} from **{var} ({location}), but remove_unused_columns keeps only "
                  f"{', '.join(named)} (+ label, label_ids, label names){where}: "
-                 + (f"the dataset's {keys} column never arrives (unless the custom collator "
-                    f"{type(collator).__name__} builds it from the kept columns)" if custom else
+                 + (f"the dataset's {keys} column never arrives (unless {builder} builds it from the kept "
+                    "columns)" if custom else
                     f"no dataset column {keys} can ever arrive: `{var}[...]` raises KeyError at the first step, "
                     f"`{var}.get(...)` silently trains without it"),
             severity=Severity.WARNING if custom else Severity.ERROR, member="forward",

@@ -127,7 +127,7 @@ class LossMissingFromOutput(Rule):
             call_site=site,
             member="forward", feature=Feature.TRAIN, location=where,
             fix="compute the loss in forward when labels are given and return it under 'loss', or override "
-                "compute_loss in a Trainer subclass")
+                "compute_loss in a Trainer subclass and name it (`--trainer module:MyTrainer`)")
 
 
 class LossNotFirst(Rule):
@@ -168,7 +168,8 @@ class LossNotFirst(Rule):
             member="forward", feature=Feature.LABEL_SMOOTHING if smoothing else Feature.TRAIN, call_site=site,
             location=where,
             fix="return a dict / ModelOutput with 'loss' (`return {\"loss\": loss, \"logits\": logits}`) or a tuple "
-                "with the loss first, or override compute_loss in your Trainer subclass")
+                "with the loss first, or override compute_loss in your Trainer subclass "
+                "and name it (`--trainer module:MyTrainer`, `check(..., trainer=MyTrainer)`)")
 
 
 def _wrong_first(returned: Returned, smoothing: bool) -> bool:
@@ -236,4 +237,5 @@ class LabelSmoothingOutput(Rule):
                  f"its LabelSmoother reads the logits from the output{_at(smoother)}: {consequence}",
             member="forward", feature=Feature.LABEL_SMOOTHING, call_site=smoother or pop, location=where,
             fix="return a dict / ModelOutput with 'logits' (`return {\"loss\": loss, \"logits\": logits}`) or the "
-                "logits first, drop label_smoothing_factor, or override compute_loss in your Trainer subclass")
+                "logits first, drop label_smoothing_factor, or override compute_loss in your Trainer subclass "
+                "and name it (`--trainer module:MyTrainer`, `check(..., trainer=MyTrainer)`)")
