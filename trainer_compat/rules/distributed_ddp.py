@@ -68,8 +68,8 @@ def _with(extra_init: str = "", methods: str = "") -> str:
 
 
 _UNUSED_HEAD = "        self.value_head = nn.Linear(32, 1)  # trainable, not used by forward\n"
-_DELEGATE = ("    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):\n"
-             "        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs)\n\n")
+_DELEGATE = ("    def gradient_checkpointing_enable(self, *args, **kwargs):  # whatever this transformers passes\n"
+             "        self.model.gradient_checkpointing_enable(*args, **kwargs)\n\n")
 _REENTRANT = {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": True}}
 
 
