@@ -10,7 +10,8 @@ corpus; tests/trainer_runner.py for the zoo) and classified ok / failed / silent
 * static      trainer_compat.check(factory, args=fields, trainer=kind)
 * probe       check(..., trainer=<Trainer subclass or kind>, probe=True)
 * probe_data  check(..., probe=True, data=<the rows>, collator=<the collator>)
-* preflight   trainer_compat.preflight(<the built Trainer>)
+* preflight   trainer_compat.preflight(<the built Trainer>)  (the function, taken from trainer_compat.preflight's
+              module: the package attribute can be the submodule, see _preflight)
 
 ``fields`` are the profile's TrainingArguments fields; where a corpus repository has its own TrainingArguments
 subclass (``ARGS_CLASS``, e.g. LLaVA's), the check gets that class built from them, as the user's script builds it.
@@ -105,7 +106,15 @@ def _report_cell(source: str, model: str, profile: str, mode: str, real: Any, ma
                 inconclusive=any(f.rule == "TC609" for f in report.findings), detail=detail)
 
 
-def corpus(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...]) -> None:
+def _preflight() -> Any:
+    """trainer_compat.preflight, the function: taken from its module, because the package attribute of the same name
+    is rebound to the submodule once anything imports trainer_compat.preflight (the check does, with data=)."""
+    from trainer_compat.preflight import preflight
+
+    return preflight
+
+
+def corpus(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...], profiles: set[str] | None) -> None:
     import trainer_compat
     from tests.corpus import CORPUS
     from tests.corpus_runner import PROFILES, load, run
@@ -119,6 +128,8 @@ def corpus(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...]) -> Non
             print(f"skipped {name}: {reason}", file=sys.stderr)
             continue
         for profile in PROFILES:
+            if profiles and profile not in profiles:
+                continue
             started = time.time()
             with tempfile.TemporaryDirectory() as workdir, contextlib.redirect_stdout(io.StringIO()):
                 real = run(entry, profile, Path(workdir))
@@ -132,14 +143,14 @@ def corpus(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...]) -> Non
                         "probe_data": lambda: trainer_compat.check(entry.factory, args=fields,
                                                                    trainer=entry.trainer_argument, probe=True,
                                                                    data=entry.data(), collator=entry.collator),
-                        "preflight": lambda: trainer_compat.preflight(  # noqa: B023 - called at once
+                        "preflight": lambda: _preflight()(  # noqa: B023 - called at once
                             entry.build_trainer(profile, Path(workdir))),  # noqa: B023
                     }[mode]
                     matrix.cells.append(_report_cell("corpus", name, profile, mode, real, make))
             print(f"corpus {name} x {profile}: {real} ({time.time() - started:.0f}s)", file=sys.stderr)
 
 
-def zoo(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...]) -> None:
+def zoo(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...], profiles: set[str] | None) -> None:
     import importlib.util
 
     import transformers
@@ -153,6 +164,8 @@ def zoo(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...]) -> None:
         if (only and entry.name not in only) or entry.missing():
             continue
         for profile in PROFILES:
+            if profiles and profile.name not in profiles:
+                continue
             if entry.trainer not in profile.trainers or any(importlib.util.find_spec(m) is None
                                                             for m in profile.needs):
                 continue
@@ -181,7 +194,7 @@ def zoo(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...]) -> None:
                         "probe_data": lambda: trainer_compat.check(entry.build, args=fields, trainer=entry.trainer,
                                                                    probe=True,
                                                                    data=dataset(entry.trainer, profile.dataset)),
-                        "preflight": lambda: trainer_compat.preflight(built(workdir)),  # noqa: B023
+                        "preflight": lambda: _preflight()(built(workdir)),  # noqa: B023
                     }[mode]
                     matrix.cells.append(_report_cell("zoo", entry.name, profile.name, mode, real, make))
             print(f"zoo {entry.name} x {profile.name}: {real} ({time.time() - started:.0f}s)", file=sys.stderr)
@@ -193,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-corpus", action="store_true", help="only the zoo")
     parser.add_argument("--only", default="", help="comma-separated model names")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
+    parser.add_argument("--profiles", default="", help="comma-separated profile names (corpus or zoo); default all")
     parser.add_argument("--details", action="store_true", help="every cell, not only the disagreements")
     ns = parser.parse_args(argv)
     modes = tuple(m for m in ns.modes.split(",") if m)
@@ -200,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown mode(s): {', '.join(sorted(unknown))}")
     only = set(filter(None, ns.only.split(","))) or None
+    profiles = set(filter(None, ns.profiles.split(","))) or None
     logging.disable(logging.WARNING)
     import transformers
 
@@ -208,9 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()
     matrix = Matrix()
     if not ns.no_corpus:
-        corpus(matrix, only, modes)
+        corpus(matrix, only, modes, profiles)
     if ns.zoo:
-        zoo(matrix, only, modes)
+        zoo(matrix, only, modes, profiles)
     print(f"## Agreement with the real Trainer (transformers {transformers.__version__}, trainer-compat "
           f"{trainer_compat.__version__})\n")
     for source in ("corpus", "zoo"):
