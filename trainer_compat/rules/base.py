@@ -105,6 +105,8 @@ class Rule:
         location: Location | None = None,
         **details: Any,
     ) -> Finding:
+        from trainer_compat.shims.discover import name_inner  # fix texts name the wrapper's real inner attribute
+
         return Finding(
             rule=self.code,
             name=self.name,
@@ -112,7 +114,7 @@ class Rule:
             message=message,
             member=member,
             feature=feature.value if isinstance(feature, Feature) else feature,
-            fix=fix,
+            fix=name_inner(fix, ctx.subject.instance),
             transformers_version=str(ctx.version),
             call_site=call_site,
             location=location or ctx.subject.location,

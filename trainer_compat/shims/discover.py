@@ -8,6 +8,8 @@ outermost sub-model that can carry it; embeddings, generation and config go to t
 from __future__ import annotations
 
 import ast
+import re
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -141,3 +143,36 @@ def forward_target(model: nn.Module) -> str | None:
 
 def _path_of(model: nn.Module, target: nn.Module) -> str | None:
     return next((n for n, m in model.named_modules() if m is target and n), None)
+
+
+_INNER = re.compile(r"\bself\.model\b(?!\s*=)")
+_NAMED: "weakref.WeakKeyDictionary[nn.Module, str | None]" = weakref.WeakKeyDictionary()
+
+
+def inner_attribute(model: nn.Module | None) -> str | None:
+    """The submodule path ``patch(model)`` delegates the language-model members to (``lm``, ``language_model``), or
+    the one checkpointing carrier when there is no language model; None when there is none or the choice is open."""
+    if model is None or is_pretrained(model) or is_peft(model):
+        return None
+    try:
+        return _NAMED[model]
+    except (KeyError, TypeError):
+        pass
+    try:
+        found = discover(model)
+        path = found.lm or (found.checkpointing[0] if len(found.checkpointing) == 1 else None)
+    except Exception:  # a wrapper whose tree or forward cannot be read: the texts stay generic
+        path = None
+    try:
+        _NAMED[model] = path
+    except TypeError:
+        pass
+    return path
+
+
+def name_inner(text: str | None, model: nn.Module | None) -> str | None:
+    """A fix text with the generic ``self.model`` replaced by the wrapper's real inner attribute."""
+    if not text or "self.model" not in text:
+        return text
+    path = inner_attribute(model)
+    return text if path in (None, "model") else _INNER.sub(f"self.{path}", text)

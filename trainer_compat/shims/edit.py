@@ -1,7 +1,9 @@
 """LibCST edits for ``trainer-compat fix``: add the shim block at the end of one class, drop the user's methods it
-replaces, add ``import inspect`` when the block needs it. Everything outside those nodes is left byte for byte."""
+replaces, add ``import inspect`` when the block needs it, where ruff's isort rules would put it. Everything outside those nodes is left byte for byte."""
 
 from __future__ import annotations
+
+import sys
 
 import libcst as cst
 
@@ -74,18 +76,72 @@ def _imports(module: cst.Module, name: str) -> bool:
     return False
 
 
+def _import_line(statement: cst.BaseStatement) -> tuple[str, bool] | None:
+    """(top-level module, is a straight ``import x``) for a top-level line of imports; None for anything else."""
+    if not isinstance(statement, cst.SimpleStatementLine) or not statement.body:
+        return None
+    small = statement.body[0]
+    if isinstance(small, cst.Import):
+        name = small.names[0].name
+        return cst.Module([]).code_for_node(name).split(".")[0], True
+    if isinstance(small, cst.ImportFrom):
+        if small.relative or small.module is None:
+            return ".", False
+        return cst.Module([]).code_for_node(small.module).split(".")[0], False
+    return None
+
+
+def _section(top: str) -> int:
+    """isort/ruff sections: 0 __future__, 1 standard library, 2 everything else (third party, first party, local)."""
+    if top == "__future__":
+        return 0
+    return 1 if top in sys.stdlib_module_names else 2
+
+
+def _is_docstring(statement: cst.BaseStatement) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and isinstance(statement.body[0], cst.Expr) \
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+
+
 def _add_import(module: cst.Module, name: str) -> cst.Module:
-    """``import name`` after the last top-level import (or after the docstring / at the top)."""
+    """``import name`` (a standard-library module) where ruff's isort rules (I001) would put it: in the standard
+    library section, straight imports before ``from`` imports, sorted; a new section of its own (blank lines around
+    it) after ``__future__`` and before the third-party imports when the file has none."""
     body = list(module.body)
-    at = 0
-    for i, statement in enumerate(body):
-        if isinstance(statement, cst.SimpleStatementLine) and any(
-                isinstance(s, (cst.Import, cst.ImportFrom)) for s in statement.body):
-            at = i + 1
-        elif i == 0 and isinstance(statement, cst.SimpleStatementLine) and isinstance(
-                statement.body[0], cst.Expr) and isinstance(statement.body[0].value, cst.SimpleString):
-            at = 1
-    body.insert(at, cst.parse_statement(f"import {name}\n"))
+    new = cst.parse_statement(f"import {name}\n")
+    imports = [(i, _import_line(s)) for i, s in enumerate(body)]
+    imports = [(i, top, straight) for i, found in imports if found for top, straight in [found]]
+    stdlib = [(i, top, straight) for i, top, straight in imports if _section(top) == 1]
+    blank = cst.EmptyLine(indent=False)
+    if stdlib:
+        after = [i for i, top, straight in stdlib if straight and top.lower() > name.lower()]
+        straights = [i for i, _, straight in stdlib if straight]
+        if after:
+            at = after[0]
+        elif straights:  # after the last straight import of the section: no blank line between them
+            at = straights[-1] + 1
+            body.insert(at, new)
+            return module.with_changes(body=body)
+        else:
+            at = stdlib[0][0]  # before the section's first `from` import
+        before = body[at]
+        body[at] = before.with_changes(leading_lines=[])
+        body.insert(at, new.with_changes(leading_lines=before.leading_lines))
+        return module.with_changes(body=body)
+    later = [i for i, top, _ in imports if _section(top) == 2]
+    future = [i for i, top, _ in imports if _section(top) == 0]
+    if later and (not future or later[0] > future[-1]):  # a section of its own before the third-party imports
+        at = later[0]
+        before = body[at]
+        body[at] = before.with_changes(leading_lines=[blank])
+        body.insert(at, new.with_changes(leading_lines=before.leading_lines or ([blank] if at else [])))
+        return module.with_changes(body=body)
+    at = future[-1] + 1 if future else (1 if body and _is_docstring(body[0]) else 0)
+    body.insert(at, new.with_changes(leading_lines=[blank] if at else []))
+    if at + 1 < len(body) and not any(isinstance(line, cst.EmptyLine) and line.comment is None
+                                      for line in body[at + 1].leading_lines[:1]):
+        gap = [blank, blank] if isinstance(body[at + 1], (cst.ClassDef, cst.FunctionDef)) else [blank]
+        body[at + 1] = body[at + 1].with_changes(leading_lines=[*gap, *body[at + 1].leading_lines])
     return module.with_changes(body=body)
 
 

@@ -1,6 +1,9 @@
 """``trainer-compat fix TARGET [--diff | --write]``: write the shims into the wrapper class's source.
 
-``--diff`` (the default) prints a unified diff and exits 1 when the file would change (a CI gate). ``--write``
+``--diff`` (the default) prints a unified diff and exits 1 when the file would change (a CI gate); its ``a/`` ``b/``
+paths are relative to the file's git work tree (else to the current directory), so ``git apply`` takes it. Only the
+members the given arguments need are written (what their features read, and what a finding names); ``--all`` writes
+every shim the wrapper could take. ``--write``
 re-parses the result, imports and re-checks it in a subprocess, refuses if the file changed since it was read, and
 replaces it atomically; a second run changes nothing.
 """
@@ -30,6 +33,8 @@ def add_fix_parser(subparsers: Any) -> argparse.ArgumentParser:
     mode = fix.add_mutually_exclusive_group()
     mode.add_argument("--diff", action="store_true", help="print the change; exit 1 if there is one (default)")
     mode.add_argument("--write", action="store_true", help="check the result in a subprocess, then write it")
+    fix.add_argument("--all", action="store_true", dest="all_members",
+                     help="write every shim the wrapper can take, not only those the arguments need")
     fix.add_argument("--delegate-to", metavar="PATH", help="submodule path of the language model (e.g. model.lm)")
     fix.add_argument("--args", dest="training_args", metavar="JSON|FILE", help="TrainingArguments for the re-check")
     fix.add_argument("--trainer", choices=("trainer", "seq2seq"), default="trainer")
@@ -54,9 +59,24 @@ class Proposal:
         return self.new_text != self.text
 
     def diff(self) -> str:
-        name = str(self.path)
-        return "".join(difflib.unified_diff(self.text.splitlines(True), self.new_text.splitlines(True),
-                                            f"a/{name}", f"b/{name}"))
+        name = display_path(self.path)
+        lines = difflib.unified_diff(self.text.splitlines(True), self.new_text.splitlines(True), f"a/{name}",
+                                     f"b/{name}")
+        # a last line without its newline: git's marker, so the diff stays applyable
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
+def display_path(path: Path) -> str:
+    """``path`` as a diff names it: relative to its git work tree, else to the current directory, else as given
+    without its root (POSIX separators)."""
+    path = path.resolve()
+    for folder in path.parents:
+        if (folder / ".git").exists():
+            return path.relative_to(folder).as_posix()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix().lstrip("/")
 
 
 def run_fix(options: argparse.Namespace) -> int:
@@ -68,7 +88,8 @@ def run_fix(options: argparse.Namespace) -> int:
         init_kwargs = _init_kwargs(options.init_kwargs)
         worst = EXIT_OK
         for spec in options.targets:
-            proposal = propose(spec, options.delegate_to, fields, options.trainer, init_kwargs)
+            proposal = propose(spec, options.delegate_to, fields, options.trainer, init_kwargs,
+                               all_members=getattr(options, "all_members", False))
             rc = _write(proposal, fields, options.trainer) if options.write else _show(proposal)
             worst = max(worst, rc)
         return worst
@@ -89,11 +110,17 @@ class FixRefused(UsageError):
     pass
 
 
-def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_kwargs: dict[str, Any]) -> Proposal:
+def needed_members(report: Any) -> set[str]:
+    """What the enabled features read of the model (the report's member rows) and what its findings name."""
+    return {row.name for row in report.members if row.needed_by} | {f.member for f in report.findings if f.member}
+
+
+def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_kwargs: dict[str, Any],
+            all_members: bool = False) -> Proposal:
     from trainer_compat.checker import build_subject, check_subject
     from trainer_compat.features import build_setup
     from trainer_compat.shims.edit import ClassNotFound, add_block, defines
-    from trainer_compat.shims.plan import make_plan
+    from trainer_compat.shims.plan import make_plan, restrict
     from trainer_compat.shims.source import render
     from trainer_compat.targets import load_target
 
@@ -107,6 +134,9 @@ def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_
         raise TargetError(spec, f"{cls.__qualname__} could not be built ({subject.not_built}); pass --init-kwargs")
     before = check_subject(subject, build_setup(fields, trainer))
     plan, notes = make_plan(subject.instance, cls, delegate_to)
+    if not all_members:
+        plan = restrict(plan, needed_members(before))
+        notes.replaced = {m: why for m, why in notes.replaced.items() if m in plan.members}
     in_body = defines(text, cls.__qualname__, "forward")
     activation_ok = all(hasattr(type(_resolve(subject.instance, p)), "activation_checkpointing_enable")
                         for p in plan.carriers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,34 @@ class Plan:
                  ("accepts_loss_kwargs", self.accepts_loss_kwargs is not None),
                  ("state_dict", self.untie_state_dict), ("__getattr__", self.guard_getattr))
         return list(self.checkpointing) + [n for n, on in flags if on]
+
+
+_PAIRS = {"gradient_checkpointing_disable": "gradient_checkpointing_enable",
+          "activation_checkpointing_disable": "activation_checkpointing_enable"}
+_EMBEDDINGS = ("get_input_embeddings", "set_input_embeddings", "get_output_embeddings")
+
+
+def restrict(plan: Plan, needed: set[str]) -> Plan:
+    """The plan cut down to the members in ``needed`` (what the enabled features read, and what a finding names):
+    ``trainer-compat fix`` writes only those unless ``--all``. A checkpointing method keeps its enable/disable
+    partner, a property its setter, the embedding accessors go together; the ``__getattr__`` guard always stays
+    (Trainer's probes go through it whatever the arguments)."""
+    checkpointing = tuple(n for n in plan.checkpointing if n in needed or _PAIRS.get(n) in needed)
+    return dataclasses.replace(
+        plan, checkpointing=checkpointing, carriers=plan.carriers if checkpointing else (),
+        config=plan.config and "config" in needed,
+        generation_config=plan.generation_config and "generation_config" in needed,
+        generate=plan.generate and "generate" in needed,
+        prepare_inputs=plan.prepare_inputs and "prepare_inputs_for_generation" in needed,
+        device=plan.device and "device" in needed, model_tags=plan.model_tags and "add_model_tags" in needed,
+        embeddings=plan.embeddings and any(n in needed for n in _EMBEDDINGS),
+        tie_weights=plan.tie_weights if "tie_weights" in needed else (),
+        no_split_modules=plan.no_split_modules if "_no_split_modules" in needed else None,
+        keys_to_ignore=plan.keys_to_ignore and "_keys_to_ignore_on_save" in needed,
+        main_input_name=plan.main_input_name if "main_input_name" in needed else None,
+        forward_params=plan.forward_params if "forward" in needed else None,
+        accepts_loss_kwargs=plan.accepts_loss_kwargs if needed & {"accepts_loss_kwargs", "forward"} else None,
+        untie_state_dict=plan.untie_state_dict and "state_dict" in needed)
 
 
 @dataclass

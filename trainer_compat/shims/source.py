@@ -79,6 +79,22 @@ def get_output_embeddings(self):
     return out
 
 
+def _published_var_keyword(plan: Plan) -> str | None:
+    """The inner forward's ``**kwargs`` name when the written signature must carry it: only ``**loss_kwargs``, which
+    transformers 4.46 reads as "accepts num_items_in_batch". Any other ``**kwargs`` is left out of the signature
+    (Trainer keeps columns by name, and a ``**kwargs`` there draws TC101), and ``accepts_loss_kwargs = True`` says
+    what it told transformers >= 4.47."""
+    if plan.forward_params is None:
+        return None
+    var_kw = next((n for n, kind, _ in plan.forward_params if kind == inspect.Parameter.VAR_KEYWORD), None)
+    return var_kw if var_kw == "loss_kwargs" else None
+
+
+def _passes_loss_kwargs(plan: Plan) -> bool:
+    return plan.forward_params is not None and plan.accepts_loss_kwargs is None and _published_var_keyword(
+        plan) is None and any(kind == inspect.Parameter.VAR_KEYWORD for _, kind, _ in plan.forward_params)
+
+
 def _attributes(plan: Plan) -> list[str]:
     lines = []
     if plan.main_input_name is not None:
@@ -89,6 +105,8 @@ def _attributes(plan: Plan) -> list[str]:
         lines.append("_keys_to_ignore_on_save = None")
     if plan.accepts_loss_kwargs is not None:
         lines.append(f"accepts_loss_kwargs = {plan.accepts_loss_kwargs!r}  # forward never uses num_items_in_batch")
+    elif _passes_loss_kwargs(plan):
+        lines.append("accepts_loss_kwargs = True  # forward passes num_items_in_batch on through **kwargs")
     return ["\n" + "\n".join(lines) + "\n"] if lines else []
 
 
@@ -124,7 +142,7 @@ def forward_signature(plan: Plan, forward_in_body: bool = True) -> str | None:
         return None
     names = [n for n, kind, _ in plan.forward_params if kind not in (inspect.Parameter.VAR_POSITIONAL,
                                                                       inspect.Parameter.VAR_KEYWORD)]
-    var_kw = next((n for n, kind, _ in plan.forward_params if kind == inspect.Parameter.VAR_KEYWORD), None)
+    var_kw = _published_var_keyword(plan)
     listed = textwrap.fill(", ".join(repr(n) for n in names), width=100, initial_indent=" " * 8,
                            subsequent_indent=" " * 8)
     tail = f'\n    + [inspect.Parameter("{var_kw}", inspect.Parameter.VAR_KEYWORD)]' if var_kw else ""
