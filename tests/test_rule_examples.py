@@ -19,8 +19,12 @@ def _codes(example: Example, tmp_path) -> set[str]:
         pytest.skip(f"example holds for transformers {example.versions}")
     if example.peft is not None:
         pytest.importorskip("peft", reason="a PEFT example needs peft")
-    if example.trainer == "sft":
-        pytest.importorskip("trl", reason="an SFTTrainer example needs trl")
+    if example.trainer in ("sft", "dpo", "reward", "grpo"):
+        pytest.importorskip("trl", reason="a TRL trainer example needs trl")
+        from trainer_compat.trainer_class import TRL_KINDS
+
+        if not hasattr(__import__("trl"), TRL_KINDS[example.trainer][1]):
+            pytest.skip(f"this TRL has no {TRL_KINDS[example.trainer][1]}")
     model = example.load(tmp_path)
     report = trainer_compat.check(model, **example.options(tmp_path))
     return {f.rule for f in report.findings}

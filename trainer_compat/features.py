@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_compat.errors import UsageError
-from trainer_compat.trainer_class import TRAINER_KINDS, overrides, resolve_trainer
+from trainer_compat.trainer_class import TRAINER_KINDS, TRL_KINDS, overrides, resolve_trainer
 
 
 class Feature(str, enum.Enum):
@@ -107,7 +107,16 @@ class TrainingSetup:
         return feature in self.features
 
     def overrides(self, method: str) -> bool:
-        """The user's Trainer subclass replaces this Trainer method (``compute_loss``, ``prediction_step``)."""
+        """The user's Trainer subclass replaces this Trainer method (``compute_loss``, ``prediction_step``); TRL's
+        DPO, Reward and GRPO trainers replace Trainer's own (their losses are not the model's)."""
+        if self.trainer in ("dpo", "reward", "grpo"):
+            from trainer_compat.trainer_class import stock_class
+
+            try:
+                cls = self.trainer_class or stock_class(self.trainer)
+            except ImportError:
+                return False
+            return overrides(cls, "trainer", method)
         return overrides(self.trainer_class, self.trainer, method)
 
     @property
@@ -221,12 +230,17 @@ def _deepspeed_dict(value: Any) -> Mapping[str, Any] | None:
 def _arguments_class(trainer: str) -> Any:
     import transformers
 
-    if trainer == "sft":
+    if trainer in TRL_KINDS:
+        trainer_name, config_name = TRL_KINDS[trainer]
         try:
-            from trl import SFTConfig
+            import trl
+
+            return getattr(trl, config_name)
         except ImportError as exc:
-            raise UsageError(f"--trainer sft needs TRL: `pip install trl` ({exc})") from exc
-        return SFTConfig
+            raise UsageError(f"--trainer {trainer} needs TRL: `pip install trl` ({exc})") from exc
+        except AttributeError as exc:
+            raise UsageError(f"--trainer {trainer}: the installed TRL has no {config_name} ({trainer_name} "
+                             "arrived later): upgrade trl") from exc
     return transformers.Seq2SeqTrainingArguments if trainer == "seq2seq" else transformers.TrainingArguments
 
 
@@ -255,7 +269,7 @@ def _validated(fields: dict[str, Any], trainer: str) -> Any:
             except ValueError as exc:
                 # SFTConfig (TRL >= 0.19) defaults bf16=True, which TrainingArguments refuses on a machine without
                 # bf16 support (a CPU-only checker run); precision does not change the protocol checked here.
-                if trainer != "sft" or "bf16" in fields or "bf16" not in str(exc):
+                if trainer not in TRL_KINDS or "bf16" in fields or "bf16" not in str(exc):
                     raise
                 return cls(**fields, bf16=False)
     except TypeError as exc:

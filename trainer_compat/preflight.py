@@ -81,7 +81,7 @@ def trainer_report(trainer: Any, probe: bool, target: str | None = None) -> Repo
         setup = build_setup(trainer.args, type(trainer), data=dataset if usable else None,
                             collator=trainer.data_collator, trainer_kwargs=_init_extras(trainer))
         subject = Subject.of(trainer.model, target or type(trainer.model).__qualname__)
-        runs_probe = probe and setup.trainer != "sft"
+        runs_probe = probe and setup.trainer not in ("sft", "dpo", "reward", "grpo")
         report = check_subject(subject, setup, probe=runs_probe)
     notes = list(report.skipped) + data.notes
     if probe and not runs_probe:

@@ -11,7 +11,9 @@ from typing import Any
 
 from trainer_compat.errors import TargetError, UsageError
 
-TRAINER_KINDS = ("trainer", "seq2seq", "sft")  # sft: TRL's SFTTrainer, a Trainer subclass
+TRAINER_KINDS = ("trainer", "seq2seq", "sft", "dpo", "reward", "grpo")  # TRL's SFT/DPO/Reward/GRPO trainers
+TRL_KINDS = {"sft": ("SFTTrainer", "SFTConfig"), "dpo": ("DPOTrainer", "DPOConfig"),
+             "reward": ("RewardTrainer", "RewardConfig"), "grpo": ("GRPOTrainer", "GRPOConfig")}
 
 
 def is_trainer_spec(value: Any) -> bool:
@@ -40,18 +42,19 @@ def kind_of(cls: type) -> str:
     """The stock trainer a class derives from: its arguments class and protocol."""
     import transformers
 
-    if _is_sft(cls):
-        return "sft"
+    for kind in TRL_KINDS:
+        if _derives_from_trl(cls, kind):
+            return kind
     return "seq2seq" if issubclass(cls, transformers.Seq2SeqTrainer) else "trainer"
 
 
 def stock_class(kind: str) -> type:
     import transformers
 
-    if kind == "sft":
-        from trl import SFTTrainer
+    if kind in TRL_KINDS:
+        import trl
 
-        return SFTTrainer
+        return getattr(trl, TRL_KINDS[kind][0])
     return transformers.Seq2SeqTrainer if kind == "seq2seq" else transformers.Trainer
 
 
@@ -66,12 +69,18 @@ def overrides(cls: type | None, kind: str, method: str) -> bool:
     return getattr(cls, method, None) is not getattr(stock, method, None)
 
 
-def _is_sft(cls: type) -> bool:
+def _derives_from_trl(cls: type, kind: str) -> bool:
+    import sys
+
+    if "trl" not in sys.modules and not any(c.__module__.startswith("trl") for c in cls.__mro__):
+        return False  # a class that does not derive from TRL: no need to import it
     try:
-        from trl import SFTTrainer
-    except Exception:  # TRL absent or broken: no class derives from it here
+        import trl
+
+        stock = getattr(trl, TRL_KINDS[kind][0])
+    except Exception:  # TRL absent, broken, or a release without this trainer
         return False
-    return issubclass(cls, SFTTrainer)
+    return issubclass(cls, stock)
 
 
 def _load(spec: str) -> Any:

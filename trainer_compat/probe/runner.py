@@ -72,10 +72,12 @@ class ProbeObservations:
 
 
 def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs) -> ProbeObservations:
-    if setup.trainer == "sft":
+    if setup.trainer in ("sft", "dpo", "reward", "grpo"):
         from trainer_compat.errors import UsageError
+        from trainer_compat.trainer_class import TRL_KINDS
 
-        raise UsageError("--probe dry-runs transformers' Trainer, not TRL's SFTTrainer: drop it for --trainer sft")
+        raise UsageError(f"--probe dry-runs transformers' Trainer, not TRL's {TRL_KINDS[setup.trainer][0]} (it needs "
+                         f"TRL's own data format): drop it for --trainer {setup.trainer}")
     seen = ProbeObservations(inputs=inputs, accumulation_steps=max(1, setup.gradient_accumulation_steps),
                              checkpointing_requested=setup.has(Feature.CHECKPOINTING))
     model = subject.instance

@@ -180,5 +180,6 @@ REQUIREMENTS: tuple[Requirement, ...] = (
 
 def requirements_for(version: object, features: frozenset[F], trainer: str) -> list[Requirement]:
     """The requirements that apply to ``version`` for these features and this trainer kind."""
-    trainer = "trainer" if trainer == "sft" else trainer  # TRL's SFTTrainer subclasses Trainer: its protocol holds
+    # TRL's trainers (SFT, DPO, Reward, GRPO) subclass Trainer: its protocol holds
+    trainer = "trainer" if trainer in ("sft", "dpo", "reward", "grpo") else trainer
     return [r for r in REQUIREMENTS if r.applies(version, features, trainer)]
