@@ -140,9 +140,13 @@ def test_rule_agrees_with_a_real_two_process_launch(case, launched, tmp_path) ->
 
 def test_trainer_runs_fsdp_arguments_as_ddp_on_cpu(launched) -> None:
     """Why the FSDP cases shard with torch's FSDP: the real Trainer, given `fsdp=...` on a CPU launch, trains with
-    DistributedDataParallel (accelerate's FSDP needs an accelerator), so nothing is sharded."""
+    DistributedDataParallel on 5.24 (accelerate's FSDP needs an accelerator), so nothing is sharded; on 4.46 and
+    4.57 it refuses FSDP on CPU with a RuntimeError."""
     ranks = launched["trainer-fsdp-args-on-cpu"]
-    assert _outcome(ranks) == "trains"
+    outcome = _outcome(ranks)
+    if outcome != "trains":  # 4.46: "no available devices ... 'XPU', 'CUDA', or 'NPU'"; 4.57: sync_module_states
+        assert outcome.startswith("RuntimeError") and ("devices" in outcome or "on cpu" in outcome), outcome
+        return
     assert {r["wrapped_type"] for r in ranks} == {"DistributedDataParallel"} and ranks[0]["world_size"] == 2
 
 
