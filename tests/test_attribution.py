@@ -186,13 +186,12 @@ def test_check_with_the_trainer_class_and_data_agrees_with_preflight() -> None:
 
 
 def test_preflight_on_peft_reads_the_base_models_signature(tmp_path) -> None:
-    peft = pytest.importorskip("peft")
+    peft = pytest.importorskip("peft", reason="a PeftModel target needs peft")
     model = peft.get_peft_model(tiny_llama(), peft.LoraConfig(task_type="CAUSAL_LM", r=4,
                                                                target_modules=["q_proj", "v_proj"]))
     args = transformers.TrainingArguments(str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=2,
                                           report_to="none", use_cpu=True, save_strategy="no")
-    import datasets
-
+    datasets = pytest.importorskip("datasets", reason="preflight is judged on a datasets.Dataset here")
     rows = datasets.Dataset.from_list([{k: v.tolist() if hasattr(v, "tolist") else v for k, v in r.items()}
                                        for r in lm_rows(extra=True)])
     trainer = transformers.Trainer(model=model, args=args, train_dataset=rows)
@@ -295,3 +294,19 @@ def test_tc403_frozen_embeddings_against_the_real_trainer(kind, tmp_path) -> Non
     assert fires == (kind == "fires" and installed_transformers() in example.versions)
     unchanged = _unchanged_trainables(Model(), tmp_path, **example.args)
     assert bool([n for n in unchanged if ".h." in n]) == fires, unchanged
+
+
+@pytest.mark.parametrize(("fields", "severity"), [({"eval_strategy": "steps"}, Severity.ERROR),
+                                                   ({"do_eval": True}, Severity.WARNING)])
+def test_tc102_is_an_error_only_where_trainer_itself_evaluates(fields, severity) -> None:
+    """do_eval alone tells a script it may evaluate; Trainer schedules nothing, so no eval_loss goes missing yet."""
+    class KwargsOnly(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = tiny_llama()
+
+        def forward(self, **kwargs):
+            return self.model(**kwargs)
+
+    report = trainer_compat.check(KwargsOnly(), args={**fields, "remove_unused_columns": False})
+    assert [f.severity for f in report.findings if f.rule == "TC102"] == [severity]

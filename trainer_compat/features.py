@@ -120,6 +120,12 @@ class TrainingSetup:
         return overrides(self.trainer_class, self.trainer, method)
 
     @property
+    def evaluation_scheduled(self) -> bool:
+        """Trainer itself evaluates (``eval_strategy``); ``do_eval`` alone only tells a script that it may."""
+        strategy = getattr(self.args, "eval_strategy", getattr(self.args, "evaluation_strategy", "no"))
+        return _strategy(strategy) != "no"
+
+    @property
     def trainer_name(self) -> str:
         return self.trainer_class.__name__ if self.trainer_class is not None else self.trainer
 

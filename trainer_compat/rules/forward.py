@@ -207,7 +207,7 @@ class NoLabelNames(Rule):
         "Trainer's default `label_names` are the forward parameters whose name contains `label` "
         "(`find_labels(model.__class__)`). With none, `prediction_step` treats every batch as unlabeled: "
         "`evaluate()` reports no `eval_loss` and predictions carry no label ids. An error when the arguments switch "
-        "evaluation on (`eval_strategy` other than \"no\", or `do_eval`): the evaluation the run asks for silently "
+        "evaluation on (`eval_strategy` other than \"no\"): the evaluation the run asks for silently "
         "measures nothing, and with `metric_for_best_model='loss'` (the default of `load_best_model_at_end`) it "
         "raises KeyError at the first evaluation. A warning otherwise. Silent when a Trainer subclass overrides "
         "`prediction_step`. Name the label parameter in forward, or set `label_names`."
@@ -230,7 +230,7 @@ class NoLabelNames(Rule):
         klass = type(module) if module is not None else ctx.subject.cls
         if label_names(klass) or can_return_loss(klass):
             return
-        evaluating = ctx.has(Feature.EVAL)
+        evaluating = ctx.setup.evaluation_scheduled  # do_eval alone: the script may never call evaluate()
         metric = str(ctx.setup.args.metric_for_best_model or "")
         fatal = evaluating and metric.removeprefix("eval_") == "loss"
         if fatal:
