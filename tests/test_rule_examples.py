@@ -17,8 +17,8 @@ def _cases(kind: str) -> list:
 def _codes(example: Example, tmp_path) -> set[str]:
     if installed_transformers() not in example.versions:
         pytest.skip(f"example holds for transformers {example.versions}")
-    if example.peft is not None:
-        pytest.importorskip("peft", reason="a PEFT example needs peft")
+    if example.peft is not None or "import peft" in example.code or "from peft" in example.code:
+        pytest.importorskip("peft", reason="a PEFT example needs peft")  # TC1004/TC1006 build a PeftModel themselves
     if example.trainer in ("sft", "dpo", "reward", "grpo"):
         pytest.importorskip("trl", reason="a TRL trainer example needs trl")
         from trainer_compat.trainer_class import TRL_KINDS

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 
@@ -100,8 +101,7 @@ def dataset(trainer: str, kind: str, n: int = ROWS, seed: int = 0) -> Any:
     data = rows(trainer, n, seed)
     if kind == "list":
         return data
-    import datasets
-
+    datasets = pytest.importorskip("datasets", reason="this profile feeds a datasets.Dataset")
     return datasets.Dataset.from_list([{k: v.tolist() for k, v in row.items()} for row in data])
 
 

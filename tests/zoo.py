@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -389,8 +390,8 @@ class Seq2SeqGetattr(nn.Module):
 
 
 def peft_lora_gpt2() -> nn.Module:
-    from peft import LoraConfig, get_peft_model
-
+    peft = pytest.importorskip("peft", reason="the PEFT zoo entry needs peft")  # Entry.needs skips it first
+    LoraConfig, get_peft_model = peft.LoraConfig, peft.get_peft_model
     config = LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], task_type="CAUSAL_LM", fan_in_fan_out=True)
     return get_peft_model(tiny_causal_lm(tie=False), config)
 
