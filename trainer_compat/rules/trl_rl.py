@@ -133,7 +133,7 @@ class RewardNumLabels(Rule):
         "default two labels, or a causal LM, whose config says 2). The check reads the model's config."
     )
     fires = (rl(REWARD_MODEL.format(labels=2), "reward"), rl(PLAIN_LM, "reward"))
-    silent = (rl(REWARD_MODEL.format(labels=1), "reward"), rl(REWARD_MODEL.format(labels=2), "dpo"))
+    silent = (rl(REWARD_MODEL.format(labels=1), "reward"), rl(PLAIN_LM, "dpo"))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         trl = _trl(ctx)
