@@ -10,8 +10,7 @@ corpus; tests/trainer_runner.py for the zoo) and classified ok / failed / silent
 * static      trainer_compat.check(factory, args=fields, trainer=kind)
 * probe       check(..., trainer=<Trainer subclass or kind>, probe=True)
 * probe_data  check(..., probe=True, data=<the rows>, collator=<the collator>)
-* preflight   trainer_compat.preflight(<the built Trainer>)  (the function, taken from trainer_compat.preflight's
-              module: the package attribute can be the submodule, see _preflight)
+* preflight   trainer_compat.preflight(<the built Trainer>)
 
 ``fields`` are the profile's TrainingArguments fields; where a corpus repository has its own TrainingArguments
 subclass (``ARGS_CLASS``, e.g. LLaVA's), the check gets that class built from them, as the user's script builds it.
@@ -107,11 +106,10 @@ def _report_cell(source: str, model: str, profile: str, mode: str, real: Any, ma
 
 
 def _preflight() -> Any:
-    """trainer_compat.preflight, the function: taken from its module, because the package attribute of the same name
-    is rebound to the submodule once anything imports trainer_compat.preflight (the check does, with data=)."""
-    from trainer_compat.preflight import preflight
+    """trainer_compat.preflight, the function."""
+    import trainer_compat
 
-    return preflight
+    return trainer_compat.preflight
 
 
 def corpus(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...], profiles: set[str] | None) -> None:

@@ -102,3 +102,18 @@ def test_the_arguments_dict_is_left_as_it_was_given():
     args = {"fsdp": "full_shard auto_wrap", "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}}
     trainer_compat.check(Wrapper(), args=args)
     assert args == {"fsdp": "full_shard auto_wrap", "fsdp_config": {"transformer_layer_cls_to_wrap": ["GPT2Block"]}}
+
+
+def test_public_names_stay_what_they_are_whatever_is_imported_first() -> None:
+    """The package root exports lazily (PEP 562): no public function may share its name with a submodule, or
+    importing that submodule first (as the checker does) would rebind the package attribute to the module."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, pkgutil, types, trainer_compat\n"
+            "for info in pkgutil.walk_packages(trainer_compat.__path__, 'trainer_compat.'):\n"
+            "    if info.name not in ('trainer_compat.__main__', 'trainer_compat.pytest_plugin'):\n"
+            "        importlib.import_module(info.name)\n"
+            "print([n for n in trainer_compat.__all__ if isinstance(getattr(trainer_compat, n), types.ModuleType)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

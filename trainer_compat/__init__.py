@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # type checkers and IDEs see the real names
     from trainer_compat.errors import TargetError, UsageError
     from trainer_compat.features import Feature
     from trainer_compat.findings import Finding, Location, Severity
-    from trainer_compat.preflight import IncompatibleTrainerError, preflight
+    from trainer_compat.trainer_check import IncompatibleTrainerError, preflight
     from trainer_compat.report import Report
     from trainer_compat.shims import PatchResult, patch, unpatch
 
@@ -29,8 +29,8 @@ _LAZY = {
     "Finding": "trainer_compat.findings",
     "Location": "trainer_compat.findings",
     "Severity": "trainer_compat.findings",
-    "IncompatibleTrainerError": "trainer_compat.preflight",
-    "preflight": "trainer_compat.preflight",
+    "IncompatibleTrainerError": "trainer_compat.trainer_check",
+    "preflight": "trainer_compat.trainer_check",
     "Report": "trainer_compat.report",
     "PatchResult": "trainer_compat.shims",
     "patch": "trainer_compat.shims",

@@ -73,7 +73,7 @@ def check(
 
 
 def _with_data(subject: Subject, setup: TrainingSetup, probe: bool, version: str | None) -> Report:
-    from trainer_compat.preflight import data_report
+    from trainer_compat.trainer_check import data_report
 
     if version is not None:
         raise UsageError("--transformers-version forecasts from data; --data builds the installed Trainer: drop one")

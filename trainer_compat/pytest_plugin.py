@@ -53,7 +53,7 @@ class Checker:
     assert_compatible = staticmethod(assert_compatible)
 
     def preflight(self, trainer: Any, probe: bool = True, **kwargs: Any) -> Report:
-        from trainer_compat.preflight import preflight
+        from trainer_compat.trainer_check import preflight
 
         return preflight(trainer, probe=probe, raise_on_error=True, **kwargs)
 

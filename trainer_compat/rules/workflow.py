@@ -1,6 +1,6 @@
 """Rules that a model alone cannot show: a built Trainer's data (TC7xx, from ``preflight``) and the
 suppression comments themselves (TC9xx). They are documented and selected like every other rule, but
-their findings come from ``trainer_compat.preflight`` and ``trainer_compat.suppress``, not from a Context,
+their findings come from ``trainer_compat.trainer_check`` and ``trainer_compat.suppress``, not from a Context,
 so they carry no model examples; tests/test_preflight.py and tests/test_cli_config.py are their tests.
 """
 
