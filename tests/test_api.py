@@ -56,8 +56,10 @@ def test_member_table_shows_provenance():
 def test_invalid_arguments_raise_usage_error():
     with pytest.raises(UsageError, match="no_such_field"):
         trainer_compat.check(Wrapper(), args={"no_such_field": 1})
-    with pytest.raises(UsageError, match="trainer kind"):
-        trainer_compat.check(Wrapper(), trainer="dpo")
+    with pytest.raises(UsageError, match="unknown trainer 'no-such-trainer'"):
+        trainer_compat.check(Wrapper(), trainer="no-such-trainer")
+    with pytest.raises(UsageError, match="not a transformers.Trainer subclass"):
+        trainer_compat.check(Wrapper(), trainer=Wrapper)
 
 
 def test_yaml_args_file(tmp_path):
