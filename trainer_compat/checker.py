@@ -142,7 +142,22 @@ def _from_factory(func: Any, name: str, kwargs: dict[str, Any], meta: bool = Fal
                                 "class it builds, or pass --probe") from exc
     if not isinstance(result, nn.Module):
         raise TargetError(name, f"factory returned a {type(result).__name__}, not a torch.nn.Module")
-    return _subject(result, name, lambda: _from_factory(func, name, kwargs))
+    subject = _subject(result, name, lambda: _from_factory(func, name, kwargs))
+    _place_in_project(subject, func)
+    return subject
+
+
+def _place_in_project(subject: Subject, factory: Any) -> None:
+    """A factory's model class usually lives in a library (transformers' modeling files): the findings point at
+    the user's factory instead, a place a pull request can show."""
+    from trainer_compat.subject import source_location
+
+    where = subject.location
+    if where is not None and not any(part in where.file for part in ("site-packages", "dist-packages")):
+        return
+    own = source_location(factory)
+    if own is not None:
+        subject.__dict__["location"] = own  # the cached property's value
 
 
 def _construct(make: Any, name: str, what: str, meta: bool) -> Any:

@@ -154,7 +154,9 @@ def _check_targets(options: argparse.Namespace, config: Any) -> int:
     with _stdout_to_stderr():  # what targets print (or the libraries they import) never mixes into the report
         reports = run_checks(settings, options, options.format or config.get("format") or "full", progress)
     peft = bool(options.peft or config.peft())
-    reports = [r.with_not_run(probe=bool(s.probe), peft=peft, sft=s.trainer == "sft", data=bool(s.data))
+    reports = [r.with_not_run(probe=bool(s.probe), peft=peft, data=bool(s.data),
+                              sft=s.trainer == "sft" or ":" in s.trainer,  # a Trainer subclass may be TRL's
+                              trl_rl=s.trainer in ("dpo", "reward", "grpo") or ":" in s.trainer)
                for r, s in zip(reports, settings)]
     _emit(_render(reports, options, config), options.output)
     code = exit_code(reports, [s.fail_on for s in settings])

@@ -73,9 +73,9 @@ class Report:
             "not_run": list(self.not_run),
         }
 
-    def with_not_run(self, *, probe: bool, peft: bool, sft: bool, data: bool) -> Report:
+    def with_not_run(self, *, probe: bool, peft: bool, sft: bool, data: bool, trl_rl: bool = False) -> Report:
         """This report with a note for each rule group the options did not switch on (JUnit's skipped cases)."""
-        on = {"probe": probe, "peft": peft, "sft": sft, "data": data,
+        on = {"probe": probe, "peft": peft, "sft": sft, "data": data, "trl_rl": trl_rl,
               "fsdp": "fsdp" in self.features, "deepspeed": "deepspeed" in self.features}
         notes = [f"{codes}: {why}" for codes, key, why in GATED if not on[key]]
         return dataclasses.replace(self, not_run=[*self.not_run, *(n for n in notes if n not in self.not_run)])
@@ -106,6 +106,7 @@ GATED: tuple[tuple[str, str, str], ...] = (
     ("TC701-TC704", "data", "the data rules need --data (or preflight(trainer))"),
     ("TC1001-TC1003, TC1005", "peft", "the PEFT rules need --peft"),
     ("TC1101-TC1104", "sft", "the TRL rules need --trainer sft"),
+    ("TC1105-TC1107", "trl_rl", "the DPO/Reward/GRPO rules need --trainer dpo, reward or grpo"),
     ("TC1201, TC1202, TC1206", "fsdp", "the FSDP rules need fsdp in --args"),
     ("TC1203", "deepspeed", "the DeepSpeed rule needs deepspeed in --args"),
 )
