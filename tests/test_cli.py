@@ -154,3 +154,20 @@ def test_what_a_target_prints_never_reaches_machine_readable_stdout(tmp_path, fm
     json.loads(result.stdout)  # nothing but the report
     if isolation == "--no-isolate":  # (an isolated child's own output does not come back)
         assert "hello from __init__" in result.stderr and "native write" in result.stderr
+
+
+def test_both_pre_commit_hooks_run_and_gate():
+    import shlex
+
+    import yaml
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert {h["id"] for h in hooks} == {"trainer-compat", "trainer-compat-static"}
+    for hook in hooks:
+        argv = shlex.split(hook["entry"])
+        assert argv[0] == "trainer-compat"
+        proc = subprocess.run([sys.executable, "-m", "trainer_compat", *argv[1:], f"{SEED}:HiggsAudioModelWrapper",
+                               "--args", "examples/train_args.json"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 1, (hook["id"], proc.stderr)
+        assert "TC001" in proc.stdout, (hook["id"], proc.stdout)
