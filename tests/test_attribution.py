@@ -5,6 +5,7 @@ Each case is judged against the real Trainer on the same model (issue #11's repr
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -310,3 +311,56 @@ def test_tc102_is_an_error_only_where_trainer_itself_evaluates(fields, severity)
 
     report = trainer_compat.check(KwargsOnly(), args={**fields, "remove_unused_columns": False})
     assert [f.severity for f in report.findings if f.rule == "TC102"] == [severity]
+
+
+class SingularLabel(EncoderClassifier):
+    """forward(..., label=None): Trainer's default collator renames `label` to `labels` (bert_text_classifier)."""
+
+    def forward(self, input_ids, attention_mask=None, label=None):
+        return super().forward(input_ids, attention_mask, label)
+
+
+def test_a_key_trainer_renamed_is_the_models_problem_not_the_inventions(tmp_path) -> None:
+    report = trainer_compat.check(SingularLabel, probe=True)
+    (failure,) = [f for f in report.findings if f.rule == "TC601"]
+    assert failure.severity is Severity.ERROR and "'labels'" in failure.message, report.findings
+    assert "TC609" not in report.codes()
+    rows = [{"input_ids": r["input_ids"], "label": r["labels"]} for r in marker_rows()]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'labels'"):
+        train(SingularLabel(), rows, tmp_path)
+
+
+@dataclasses.dataclass
+class ModalityArguments(transformers.TrainingArguments):
+    group_by_modality_length: bool = False
+
+
+class ModalityTrainer(transformers.Trainer):
+    """LLaVATrainer reads a field of its own TrainingArguments subclass."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
+        assert self.args.group_by_modality_length is False
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
+
+
+def test_a_field_of_the_users_arguments_class_is_not_blamed_on_the_model(tmp_path) -> None:
+    from_dict = trainer_compat.check(OptionalInputIds, trainer=ModalityTrainer, probe=True)
+    assert from_dict.compatible and "TC609" in from_dict.codes(), errors(from_dict)
+    (note,) = [f for f in from_dict.findings if f.rule == "TC609"]
+    assert "group_by_modality_length" in note.message and "arguments class" in note.message
+    own = ModalityArguments(str(tmp_path / "out"), report_to="none", use_cpu=True)
+    settled = trainer_compat.check(OptionalInputIds, args=own, trainer=ModalityTrainer, probe=True)
+    assert settled.compatible and "TC609" not in settled.codes(), settled.findings
+
+
+def test_with_data_a_trainer_that_cannot_be_built_is_reported_not_raised() -> None:
+    class DictConfig(OptionalInputIds):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = {"use_cache": False}
+
+    report = trainer_compat.check(DictConfig(), probe=False, data=lm_rows())
+    if transformers.__version__.startswith("4."):  # 4.x Trainer() does not write config.use_cache
+        return
+    assert "TC601" in {f.rule for f in report.findings if f.severity is Severity.ERROR}, report.findings
+    assert any("could not be built" in note for note in report.skipped)

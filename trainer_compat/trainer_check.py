@@ -96,8 +96,23 @@ def trainer_report(trainer: Any, probe: bool, target: str | None = None) -> Repo
 
 def data_report(model: Any, setup: Any, probe: bool, target: str) -> Report:
     """``check(model, data=...)`` / ``--data``: the path of ``preflight``, on the Trainer the user's run builds
-    (their class, arguments, data and collator), constructed here without reporting anywhere."""
-    return trainer_report(build_trainer(model, setup), probe, target)
+    (their class, arguments, data and collator), constructed here without reporting anywhere. When that Trainer
+    cannot even be built with this model, the model rules and the dry-run (whose Trainer() phase then fails the
+    same way, TC601) report why; the data checks need the built Trainer and are listed as skipped."""
+    from trainer_compat.checker import check_subject
+    from trainer_compat.errors import UsageError
+    from trainer_compat.subject import Subject
+
+    try:
+        trainer = build_trainer(model, setup)
+    except UsageError:
+        raise
+    except Exception as exc:
+        report = check_subject(Subject.of(model, target), setup, probe=True)
+        why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        return dataclasses.replace(report, skipped=[*report.skipped, f"TC701-TC704: the Trainer could not be "
+                                                                      f"built with this model ({why})"])
+    return trainer_report(trainer, probe, target)
 
 
 def build_trainer(model: Any, setup: Any) -> Any:

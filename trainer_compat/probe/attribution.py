@@ -13,10 +13,13 @@ from typing import Any
 
 from trainer_compat.probe.batch import SETTLE
 
-# Trainer adds these to model(**inputs) itself: a forward that rejects them fails on any data.
-_TRAINER_KWARGS = ("num_items_in_batch", "return_loss")
 _LOSS_SHAPED = re.compile(r"did not return a loss|grad can be implicitly created|does not require grad|"
                           r"NoneType|not subscriptable|invalid index of a 0-dim", re.IGNORECASE)
+
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+_MISSING = re.compile(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)")
+_ARGS_FIELD = re.compile(r"'(\w*(?:Arguments|Config))' object has no attribute '(\w+)'")
 
 
 def invented_cause(failure: Any, observations: Any) -> str | None:
@@ -24,9 +27,13 @@ def invented_cause(failure: Any, observations: Any) -> str | None:
     inputs = observations.inputs
     if failure.building:
         return "the probe could not build the Trainer subclass with its own arguments"
+    field = _ARGS_FIELD.search(failure.message)
+    if field and failure.exception == "AttributeError":
+        return (f"the probe built the stock {field.group(1)}, and the trainer reads {field.group(2)!r}, a field of "
+                "your own arguments class: pass an instance of it (check(model, args=MyArguments(...)))")
     if not inputs.synthetic or failure.phase in ("Trainer()", "save_model"):
         return None
-    if failure.exception == "TypeError" and any(f"'{k}'" in failure.message for k in _TRAINER_KWARGS):
+    if failure.exception == "TypeError" and _binding_by_trainer(failure.message, inputs):
         return None
     if failure.in_forward:
         return f"raised inside the forward on a synthesized batch ({_shown(inputs)})"
@@ -36,6 +43,17 @@ def invented_cause(failure: Any, observations: Any) -> str | None:
     return None
 
 
+def _binding_by_trainer(message: str, inputs: Any) -> bool:
+    """The forward's call did not bind because of what Trainer or its collator did to the batch: an argument the
+    probe never put there (num_items_in_batch, `labels` renamed from `label`), or one it gave that went missing."""
+    given = set(inputs.example or {})
+    unexpected = _UNEXPECTED.search(message)
+    if unexpected:
+        return unexpected.group(1) not in given
+    missing = _MISSING.search(message)
+    return bool(missing) and any(name in given for name in re.findall(r"'(\w+)'", missing.group(1)))
+
+
 def why_it_counts(failure: Any, observations: Any) -> str:
     """For a failure reported as an error: why the inputs cannot be its cause."""
     inputs = observations.inputs
@@ -43,8 +61,8 @@ def why_it_counts(failure: Any, observations: Any) -> str:
         return f"on your inputs ({inputs.source})"
     if failure.phase in ("Trainer()", "save_model"):
         return "independent of the batch"
-    if failure.exception == "TypeError" and any(f"'{k}'" in failure.message for k in _TRAINER_KWARGS):
-        return "Trainer itself passes this argument, whatever the data"
+    if failure.exception == "TypeError" and _binding_by_trainer(failure.message, inputs):
+        return "Trainer or its collator changed the batch's keys, whatever the data"
     return "raised by Trainer outside the model's forward, so not by the synthesized values"
 
 
