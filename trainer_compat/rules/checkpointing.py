@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import torch.nn as nn
 
-from trainer_compat.features import Feature
+from trainer_compat.features import Feature, checkpointing_kwargs
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.forward import submodule_called
@@ -17,6 +18,31 @@ from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.subject import Provenance, parse_function, source_location
 
 CHECKPOINTING_METHODS = ("gradient_checkpointing_enable", "activation_checkpointing_enable")
+_NON_REENTRANT = re.compile(r"""["']use_reentrant["']\s*:\s*False|use_reentrant\s*=\s*False|"""
+                            r"""setdefault\(\s*["']use_reentrant["']\s*,\s*False""")
+
+
+def uses_reentrant(ctx: Any, default: bool) -> bool:
+    """Whether checkpointing will be reentrant: the arguments' explicit use_reentrant, else False where the
+    model's own checkpointing method defaults to non-reentrant (trainer-compat's shims, patched or written by
+    `fix`, do), else the release's default."""
+    explicit = checkpointing_kwargs(ctx.setup.args).get("use_reentrant")
+    if explicit is not None:
+        return bool(explicit)
+    for name in CHECKPOINTING_METHODS:
+        info = ctx.subject.member(name)
+        if info.provenance in (Provenance.DEFINED, Provenance.INHERITED) and _defaults_non_reentrant(info.value):
+            return False
+    return default
+
+
+def _defaults_non_reentrant(method: Any) -> bool:
+    function = getattr(method, "__func__", method)
+    try:
+        source = inspect.getsource(function)
+    except (TypeError, OSError):
+        return False
+    return bool(_NON_REENTRANT.search(source))
 _CATCH_ALL = (None, "Exception", "BaseException")
 _FLAG_LIBRARIES = ("transformers", "peft", "trl")
 

@@ -17,7 +17,7 @@ from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS
+from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS, uses_reentrant
 from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.versions import VersionRange
 
@@ -143,9 +143,7 @@ class DdpReentrantCheckpointing(Rule):
             return
         if not find_unused_parameters(ctx):
             return
-        reentrant = checkpointing_kwargs(ctx.setup.args).get("use_reentrant",
-                                                              ctx.version < Version(NON_REENTRANT_DEFAULT))
-        if not reentrant:
+        if not uses_reentrant(ctx, default=ctx.version < Version(NON_REENTRANT_DEFAULT)):
             return
         methods = [ctx.subject.member(m) for m in CHECKPOINTING_METHODS]
         if not (ctx.subject.is_pretrained or any(m.present for m in methods)):

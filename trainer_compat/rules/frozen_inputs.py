@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import torch.nn as nn
 from packaging.version import Version
 
-from trainer_compat.features import Feature, checkpointing_kwargs
+from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.rules import peft as peft_rules
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS
+from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS, uses_reentrant
 from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.versions import VersionRange
 
@@ -117,9 +117,7 @@ class CheckpointingFrozenInputs(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         if not ctx.has(Feature.CHECKPOINTING) or ctx.subject.instance is None:
             return
-        reentrant = checkpointing_kwargs(ctx.setup.args).get("use_reentrant",
-                                                              ctx.version < Version(INPUT_GRADS_BUILT_IN))
-        if not reentrant or ctx.version >= Version(INPUT_GRADS_BUILT_IN):
+        if not uses_reentrant(ctx, default=True) or ctx.version >= Version(INPUT_GRADS_BUILT_IN):
             return
         methods = [ctx.subject.member(m) for m in CHECKPOINTING_METHODS]
         if not (ctx.subject.is_pretrained or ctx.subject.is_peft or any(m.present for m in methods)):

@@ -23,8 +23,9 @@ from packaging.version import Version
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.sites import library_site
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.trl import installed_trl
+from trainer_compat.rules.trl import TRL_LINES, installed_trl
 from trainer_compat.subject import Provenance
+from trainer_compat.versions import ALWAYS
 
 RL_KINDS = ("dpo", "reward", "grpo")
 NAMES = {"dpo": "DPOTrainer", "reward": "RewardTrainer", "grpo": "GRPOTrainer"}
@@ -66,8 +67,9 @@ def wrapper(extra: str = "") -> str:
     return _WRAPPER.format(extra=extra)
 
 
-def rl(code: str, trainer: str, **args: object) -> Example:
-    return Example(code, args=dict(args), trainer=trainer)
+def rl(code: str, trainer: str, *, since_trl_1: bool = False, **args: object) -> Example:
+    """``since_trl_1``: the example holds where CI installs TRL 1.x (the transformers lines of TRL_LINES)."""
+    return Example(code, args=dict(args), trainer=trainer, versions=TRL_LINES if since_trl_1 else ALWAYS)
 
 
 class TrlInitMembers(Rule):
@@ -83,7 +85,7 @@ class TrlInitMembers(Rule):
         "wrapper has none of them: constructing the trainer raises AttributeError. Delegate them to the inner "
         "PreTrainedModel (`trainer_compat.patch(model, trainer=...)` does it at run time)."
     )
-    fires = (rl(wrapper(), "dpo"), rl(wrapper(_CONFIG), "grpo"), rl(wrapper(), "reward"))
+    fires = (rl(wrapper(), "dpo"), rl(wrapper(_CONFIG), "grpo"), rl(wrapper(), "reward", since_trl_1=True))
     silent = (rl(wrapper(_CONFIG + _GENERATION + _TAGS), "dpo"), rl(wrapper(_CONFIG + _GENERATION + _TAGS), "grpo"),
               rl(PLAIN_LM, "dpo"), rl(wrapper(_CONFIG + _TAGS), "reward"))
 
@@ -132,7 +134,9 @@ class RewardNumLabels(Rule):
         "`num_labels=...`, but reward models require `num_labels=1`\" unless it is 1 (a classifier built with the "
         "default two labels, or a causal LM, whose config says 2). The check reads the model's config."
     )
-    fires = (rl(REWARD_MODEL.format(labels=2), "reward"), rl(PLAIN_LM, "reward"))
+    versions = TRL_LINES  # TRL 1.x (verified on 1.16); CI's 4.46 line has TRL 0.12
+    fires = (rl(REWARD_MODEL.format(labels=2), "reward", since_trl_1=True),
+             rl(PLAIN_LM, "reward", since_trl_1=True))
     silent = (rl(REWARD_MODEL.format(labels=1), "reward"), rl(PLAIN_LM, "dpo"))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -169,7 +173,8 @@ class DpoReferenceReloaded(Rule):
         "modules, so the DPO loss compares two different models. Pass `ref_model=` (a deepcopy of the wrapper, or "
         "`trl.create_reference_model(model)`), or set `precompute_ref_log_probs=True`."
     )
-    fires = (rl(wrapper(_CONFIG + _GENERATION + _TAGS), "dpo"),)
+    versions = TRL_LINES  # TRL 1.x (verified on 1.16); CI's 4.46 line has TRL 0.12
+    fires = (rl(wrapper(_CONFIG + _GENERATION + _TAGS), "dpo", since_trl_1=True),)
     silent = (rl(wrapper(_CONFIG + _GENERATION + _TAGS), "dpo", precompute_ref_log_probs=True),
               rl(wrapper(_CONFIG + _GENERATION + _TAGS), "reward"))
 
