@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from tests.trainer_runner import _WEIGHT_FILES, RUN_SCALE, Outcome, Trace, _checkpointing_observations, _Phase, \
-    count_checkpoints
+    count_checkpoints, record_failure, record_result
 
 # The profiles of the corpus: each one switches on one thing the Trainer does besides plain steps.
 PROFILES: dict[str, dict[str, Any]] = {
@@ -188,15 +188,8 @@ def execute(entry: CorpusEntry, profile: str, workdir: Path, overrides: dict[str
             trace.checkpoint_calls = counter[0]
             trace.log_history = list(run.state.log_history)
         except Exception as exc:  # the outcome under test: any failure of the real Trainer
-            trace.failed_in = phase.failed_in or phase.current
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            trace.error = f"{type(exc).__name__}: {message[:300]}"
-            return trace
-    after = dict(model.named_parameters())
-    trace.updated = {n for n, p in before.items() if n in after and not torch.equal(p, after[n].detach())}
-    trace.checkpoints = {d.name: sorted(f.name for f in d.iterdir())
-                         for d in sorted(workdir.glob("checkpoint-*")) if d.is_dir()}
-    return trace
+            return record_failure(trace, phase, exc)
+    return record_result(trace, model, before, workdir)
 
 
 def _observations(trace: CorpusTrace, fields: dict[str, Any]) -> list[str]:

@@ -236,10 +236,20 @@ def execute(factory: Callable[[], nn.Module], trainer: str, fields: dict[str, An
                 preds = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
                 trace.predict_dtype = str(np.asarray(preds).dtype)
         except Exception as exc:  # the outcome under test: any failure of the real Trainer
-            trace.failed_in = phase.failed_in or phase.current
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            trace.error = f"{type(exc).__name__}: {message[:300]}"
-            return trace
+            return record_failure(trace, phase, exc)
+    return record_result(trace, model, before, workdir)
+
+
+def record_failure(trace: Trace, phase: _Phase, exc: Exception) -> Trace:
+    """The phase the run failed in, and the exception's first line."""
+    trace.failed_in = phase.failed_in or phase.current
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    trace.error = f"{type(exc).__name__}: {message[:300]}"
+    return trace
+
+
+def record_result(trace: Trace, model: nn.Module, before: dict[str, torch.Tensor], workdir: Path) -> Trace:
+    """Which trainable parameters the run changed, and what each checkpoint directory holds."""
     after = dict(model.named_parameters())
     trace.updated = {n for n, p in before.items() if n in after and not torch.equal(p, after[n].detach())}
     trace.checkpoints = {d.name: sorted(f.name for f in d.iterdir())
