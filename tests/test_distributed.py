@@ -89,7 +89,7 @@ def _wrapped_layers(plugin, model) -> int:
 
 # --- TC1201 fsdp-no-split-modules -------------------------------------------------------------------------------
 
-def _prepare_policy(plugin: Any, model: nn.Module) -> Any:
+def _prepare_policy(plugin: Any, model: Any) -> Any:
     if getattr(plugin, "fsdp_version", 1) == 2:
         from accelerate.utils.fsdp_utils import fsdp2_prepare_auto_wrap_policy
 

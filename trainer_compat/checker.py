@@ -48,8 +48,9 @@ def check(
     given), else ``sample`` (one example as a dict of tensors, or a .pt/.json path), else is synthesized from
     what the model declares (a failure the invention could explain is reported as inconclusive, TC609). With
     ``data`` the check takes the path of ``preflight``: the Trainer is built with that data, and its columns,
-    collator output and batch are checked too (TC701-TC704). Without the probe a class or factory is built on the meta device (no weights allocated); an instance is checked as it is, never
-    copied. ``transformers_version``: the verdict for that release instead of the installed one (a forecast:
+    collator output and batch are checked too (TC701-TC704). Without the probe a class or factory is built
+    on the meta device (no weights allocated); an instance is checked as it is, never copied.
+    ``transformers_version``: the verdict for that release instead of the installed one (a forecast:
     trainer_compat/forecast.py). ``peft``: the adapter config (a LoraConfig or a dict of its fields) the model
     will get: adds the PEFT rules. ``# trainer-compat: ignore[CODE] reason`` comments on the class line apply,
     as on the command line. ``launch``: how the run is launched (a ``features.Launch`` or a mapping of

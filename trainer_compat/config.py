@@ -32,7 +32,8 @@ from typing import Any
 
 from trainer_compat.catalog import Selection
 from trainer_compat.errors import UsageError
-from trainer_compat.features import TRAINER_KINDS, load_args_spec
+from trainer_compat.features import load_args_spec
+from trainer_compat.trainer_class import TRAINER_KINDS
 
 TABLE = "trainer-compat"
 FAIL_ON = ("error", "warning")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_compat.errors import UsageError
-from trainer_compat.trainer_class import TRAINER_KINDS, TRL_KINDS, overrides, resolve_trainer
+from trainer_compat.trainer_class import TRL_KINDS, overrides, resolve_trainer
 
 
 class Feature(str, enum.Enum):

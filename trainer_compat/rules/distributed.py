@@ -227,13 +227,13 @@ class FsdpNoSplitModules(Rule):
             fix=f"aggregate the children's layer classes on the wrapper: {suggestion}, or set fsdp_config "
                 f"transformer_layer_cls_to_wrap={known!r}")
 
-
     def _dropped(self, ctx: Context, missing: list[str], suggestion: str, known: list[str], whole: bool) -> Finding:
         name = ctx.subject.cls.__name__
+        whole_model = ": the whole model is one unit, all-gathered at once (no memory saved by sharding)"
         return self.finding(
             ctx, f"{name}._no_split_modules names {_shown(missing)}, not a class in {name}'s module tree: accelerate "
                  f"{_accelerate()} leaves such names out, so those layers get no FSDP unit of their own"
-                 f"{': the whole model is one unit, all-gathered at once (no memory saved by sharding)' if whole else ''}",
+                 + (whole_model if whole else ""),
             severity=Severity.WARNING, member="_no_split_modules", feature=Feature.FSDP,
             fix=f"name classes of the model: {suggestion} on {name}, or fsdp_config "
                 f"transformer_layer_cls_to_wrap={known!r}")

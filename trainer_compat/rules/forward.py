@@ -122,7 +122,8 @@ class ColumnsDropped(Rule):
         "another from `**kwargs` by name (`kwargs.get(\"audio_features\")`, `kwargs[\"pixel_values\"]`) never "
         "gets that one from the dataset: `kwargs[...]` raises KeyError, `kwargs.get(...)` silently trains without "
         "it (an error; a warning when a custom data collator, or a Trainer subclass overriding compute_loss / "
-        "training_step / _prepare_inputs, is given: either may build it from the kept columns). A `**kwargs` that is only passed on is a warning. Name the inputs in the forward, or set "
+        "training_step / _prepare_inputs, is given: either may build it from the kept columns). A `**kwargs` that "
+        "is only passed on is a warning. Name the inputs in the forward, or set "
         "`remove_unused_columns=False` (then every column arrives and the rule is silent)."
     )
     fires = (Example(KWARGS_WRAPPER), Example(KWARGS_READER))

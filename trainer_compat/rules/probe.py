@@ -123,8 +123,9 @@ class PhaseFailed(Rule):
         for failure in ctx.probe.failures:
             if invented_cause(failure, ctx.probe):
                 continue
-            optional = (failure.phase == "save_model" and not (ctx.has(Feature.SAVE) or ctx.has(Feature.LOAD_BEST))) or \
-                (failure.phase == "predict" and not ctx.has(Feature.PREDICT_WITH_GENERATE))
+            unsaved = failure.phase == "save_model" and not (ctx.has(Feature.SAVE) or ctx.has(Feature.LOAD_BEST))
+            unscheduled = failure.phase == "predict" and not ctx.has(Feature.PREDICT_WITH_GENERATE)
+            optional = unsaved or unscheduled
             yield self.finding(
                 ctx, f"{ctx.subject.cls.__name__}: Trainer {failure.describe()} ({why_it_counts(failure, ctx.probe)})",
                 severity=Severity.WARNING if optional else Severity.ERROR, member=None,
