@@ -20,7 +20,7 @@ from trainer_compat import __version__
 from trainer_compat.errors import TargetError, UsageError
 from trainer_compat.shims.fix import add_fix_parser, run_fix  # light: fix imports its machinery when it runs
 
-EXIT_OK, EXIT_INCOMPATIBLE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INCOMPATIBLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 FORMATS = ("concise", "full", "json", "sarif", "github", "junit")
 
 
@@ -136,6 +136,8 @@ def _check_targets(options: argparse.Namespace, config: Any) -> int:
 
     Selection.of(_codes(options.select), _codes(options.ignore), where="--")  # bad codes before any import
     overrides = _cli_overrides(options)
+    if options.output:  # against the cwd at start, whatever a target does to it
+        options.output = os.path.abspath(options.output)
     targets = options.targets or config.targets
     if not targets:
         raise UsageError("no targets: name them (module:Name or path/file.py:Name), "
@@ -297,6 +299,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt:  # the user's Ctrl-C (target code's own KeyboardInterrupt is a finding or a line)
+        code = EXIT_INTERRUPTED
+    if argv is None:  # the program: a non-daemon thread a target started never keeps it alive
+        from trainer_compat.guard import exit_now_if_threads_remain
+
+        exit_now_if_threads_remain(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     options = _parser().parse_args(argv)
     run = COMMANDS[options.command][1]
     debug = getattr(options, "debug", False)

@@ -97,8 +97,11 @@ def _toml(path: Path) -> dict[str, Any]:
         import tomli as tomllib
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: cannot read TOML: not UTF-8 (byte {exc.start}: {exc.reason})") from exc
+    except (OSError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise UsageError(f"{path}: cannot read TOML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
+            from exc
 
 
 def find_pyproject(start: Path | None = None) -> Path | None:
@@ -127,9 +130,33 @@ def load_config(path: str | Path | None = None, start: Path | None = None) -> Co
     return Config(file, table)
 
 
+# the type each key takes (docs/guide.md lists the same keys): a wrong type is one line, never a truthy string
+_SCHEMA: dict[str, tuple[type, ...]] = {
+    "targets": (list,), "args": (str, dict), "trainer": (str,), "init-kwargs": (dict,), "select": (str, list),
+    "ignore": (str, list), "probe": (bool,), "sample": (str,), "fail-on": (str,), "data": (str,),
+    "collator": (str,), "world-size": (int,), "nnodes": (int,), "launcher": (str,), "per-target": (dict,),
+    "format": (str,), "transformers-version": (str,), "peft": (str, dict),
+}
+_TOML_TYPES = {str: "a string", list: "an array", dict: "a table", bool: "true or false", int: "an integer",
+               float: "a number"}
+
+
+def _check_types(table: dict[str, Any], where: str) -> None:
+    for key, value in table.items():
+        expected = _SCHEMA.get(key)
+        if expected is None:
+            continue
+        if isinstance(value, bool) and bool not in expected or not isinstance(value, expected):
+            wanted = " or ".join(_TOML_TYPES[t] for t in expected)
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise UsageError(f"{where}: {key} must be {wanted}, not {_TOML_TYPES.get(type(value), type(value).__name__)}"
+                             f" {shown}")
+
+
 def _validate(table: dict[str, Any], file: Path) -> None:
     where = f"{file} [tool.{TABLE}]"
     _known_keys(table, _GLOBAL_KEYS, where)
+    _check_types(table, where)
     targets = table.get("targets", [])
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise UsageError(f"{where}: targets must be a list of 'module:Name' strings")
@@ -140,6 +167,7 @@ def _validate(table: dict[str, Any], file: Path) -> None:
         if not isinstance(sub, dict):
             raise UsageError(f"{where}: per-target.{name!r} must be a table")
         _known_keys(sub, _TARGET_KEYS, f"{where} per-target {name!r}")
+        _check_types(sub, f"{where} per-target {name!r}")
     for scope in (table, *per_target.values()):
         _check_values(scope, where)
     if "transformers-version" in table:

@@ -135,24 +135,40 @@ class TrainingSetup:
 
 
 def load_args_spec(spec: str) -> dict[str, Any]:
-    """``--args``: an inline JSON object, or a path to a .json/.yaml/.yml file."""
+    """``--args``: an inline JSON object, or a path to a .json/.yaml/.yml file (read with limits)."""
     text = spec.strip()
     if text.startswith("{"):
         return _as_mapping(_parse_json(text, "--args"), "--args")
-    path = Path(spec)
-    if not path.is_file():
-        raise UsageError(f"--args: {spec!r} is neither a JSON object nor an existing file")
-    content = path.read_text(encoding="utf-8")
+    shown = spec if len(spec) <= 80 else spec[:77] + "..."
+    try:
+        path = Path(spec)
+        is_file = path.is_file()
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--args: {shown!r} is neither a JSON object nor a readable file ({exc})") from exc
+    if not is_file:
+        raise UsageError(f"--args: {shown!r} is neither a JSON object nor an existing file")
+    content = _read_args_file(path, shown)
     if path.suffix in (".yaml", ".yml"):
-        import yaml
+        from trainer_compat.safe_yaml import load
 
-        try:
-            data = yaml.safe_load(content)
-        except yaml.YAMLError as exc:
-            raise UsageError(f"--args: {spec}: invalid YAML: {exc}".splitlines()[0]) from exc
+        data = load(content, f"--args: {shown}")
     else:
-        data = _parse_json(content, spec)
-    return _as_mapping(data or {}, spec)
+        data = _parse_json(content, shown)
+    return _as_mapping(data or {}, shown)
+
+
+def _read_args_file(path: Path, shown: str) -> str:
+    from trainer_compat.safe_yaml import MAX_BYTES
+
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise UsageError(f"--args: {shown}: {path.stat().st_size} bytes; an arguments file is capped at "
+                             f"{MAX_BYTES}")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--args: {shown}: not a UTF-8 text file (byte {exc.start}: {exc.reason})") from exc
+    except OSError as exc:
+        raise UsageError(f"--args: {shown}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _parse_json(text: str, where: str) -> Any:
@@ -160,6 +176,8 @@ def _parse_json(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{where}: invalid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise UsageError(f"{where}: JSON nested too deeply") from exc
 
 
 def _as_mapping(data: Any, where: str, of: str = "TrainingArguments fields") -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
 import selectors
 import signal
 import subprocess
@@ -28,6 +29,7 @@ CI_FORMATS = frozenset({"sarif", "github", "junit", "concise"})
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_MB = 8192
 _STARTUP_S = 180.0  # importing torch and transformers in the child, before the first target's clock starts
+_GRACE_S = 2.0  # the child's own guard reports a hang it can interrupt; the parent stops the rest
 _FD_ENV = "TRAINER_COMPAT_RESULT_FD"
 _OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory", "bad_alloc")
 
@@ -47,15 +49,23 @@ def add_cli_options(check: Any) -> None:
     check.add_argument("--static", action="store_true",
                        help="check classes from their source alone: import and run none of the target's code")
     check.add_argument("--timeout", type=float, metavar="SECONDS", default=DEFAULT_TIMEOUT_S,
-                       help=f"per target, with isolation (default {DEFAULT_TIMEOUT_S:g})")
+                       help=f"per target, in every mode: import, build and check (default {DEFAULT_TIMEOUT_S:g})")
     check.add_argument("--memory-limit", type=int, metavar="MB", default=DEFAULT_MEMORY_MB,
                        help=f"address-space cap of the isolated check (default {DEFAULT_MEMORY_MB}; 0: none)")
 
 
 def run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = None) -> list[Report]:
     """The reports for the command line's targets (``config.TargetSettings``), isolated or static if asked;
-    ``progress`` (a ``render.progress.TargetProgress``) hears each target start and finish."""
-    from trainer_compat.workflow import check_target, finalize
+    ``progress`` (a ``render.progress.TargetProgress``) hears each target start and finish. Every mode has the
+    per-target time limit (``--timeout``)."""
+    from trainer_compat.targets import per_run
+
+    with per_run():
+        return _run_checks(settings, options, fmt, progress)
+
+
+def _run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = None) -> list[Report]:
+    from trainer_compat.workflow import check_target, finalize, guarded
 
     def each(check: Any) -> list[Report]:
         reports = []
@@ -68,16 +78,17 @@ def run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = None
         return reports
 
     static, isolate = getattr(options, "static", False), getattr(options, "isolate", None)
+    limits = _limits(options)
     if static:
         if any(s.probe for s in settings):
             raise UsageError("--static runs no code, so it cannot --probe: drop one of them")
         from trainer_compat.static_mode import check_static
         from trainer_compat.workflow import _setup
 
-        return each(lambda s: finalize(_static(s, check_static, _setup), s.selection))
+        return each(lambda s: finalize(guarded(s.target, limits.timeout_s,
+                                               lambda run: _static(s, check_static, _setup)), s.selection))
     if not (isolate if isolate is not None else isolate_by_default(fmt)):
-        return each(check_target)
-    limits = _limits(options)
+        return each(lambda s: check_target(s, limits.timeout_s))
     requests = [{"spec": s.spec, "target": s.target, "args": s.args, "trainer": s.trainer, "data": s.data,
                  "collator": s.collator, "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample,
                  "launch": s.launch}
@@ -100,7 +111,7 @@ def _static(settings: Any, check_static: Any, setup: Any) -> Report:
         if trainer is None:
             unread.append(f"--trainer {settings.trainer}")
             trainer = "trainer"
-    chosen = setup(settings.args, trainer, launch=settings.launch) if isinstance(trainer, str) else \
+    chosen = setup(settings.args, trainer, launch=settings.launch, static=True) if isinstance(trainer, str) else \
         build_setup(settings.args, trainer, launch=settings.launch)
     report = check_static(settings.spec, chosen, target=settings.target)
     if not unread:
@@ -167,16 +178,19 @@ class _Child:
         self.started: dict[str, Any] = {}
         read_fd, write_fd = os.pipe()
         self.log = tempfile.TemporaryFile()
-        payload = {"requests": requests, "memory_mb": limits.memory_mb, "sys_path": sys.path}
+        self.nonce = secrets.token_hex(16)  # lines without it (a target writing to the pipe) are not ours
+        self.run_mark = f"{os.getpid()}-{self.nonce}"  # every process the child starts inherits it
+        payload = {"requests": requests, "memory_mb": limits.memory_mb, "sys_path": sys.path,
+                   "nonce": self.nonce, "timeout_s": limits.timeout_s}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trainer_compat.isolate"], stdin=subprocess.PIPE, stdout=self.log,
-            stderr=subprocess.STDOUT, pass_fds=(write_fd,), env={**os.environ, _FD_ENV: str(write_fd)},
+            _child_command(), stdin=subprocess.PIPE, stdout=self.log,
+            stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=_child_env(write_fd, self.run_mark),
             start_new_session=True)
         os.close(write_fd)
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(payload).encode())
         self.proc.stdin.close()
-        self.stream = _Lines(read_fd)
+        self.stream = _Lines(read_fd, self.nonce)
 
     def results(self) -> Any:
         deadline = time.monotonic() + _STARTUP_S + self.limits.timeout_s
@@ -193,7 +207,7 @@ class _Child:
                     self.ready = message["ready"]
                 elif "start" in message:
                     current, self.started = message["start"], message
-                    deadline = time.monotonic() + self.limits.timeout_s
+                    deadline = time.monotonic() + self.limits.timeout_s + _GRACE_S  # the child's guard first
                 else:
                     yield current, self._report(current, message)
                     self.done, current = self.done + 1, None
@@ -266,29 +280,80 @@ class _Child:
             except ProcessLookupError:
                 pass
         self.proc.wait()
+        kill_marked(self.run_mark)  # what left the group (start_new_session, a double fork)
         self.stream.close()
         self.log.close()
 
 
-class _Lines:
-    """JSON lines from a pipe, read with a deadline."""
+_MARK_ENV = "TRAINER_COMPAT_ISOLATED_RUN"
 
-    def __init__(self, fd: int) -> None:
-        self.fd, self.buffer = fd, b""
+
+def _child_command() -> list[str]:
+    """``python -P`` (3.11+): the cwd is not put on sys.path, so files there (typing.py, torch.py) are not ours."""
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
+    return [sys.executable, *safe, "-m", "trainer_compat.isolate_child"]
+
+
+def _child_env(write_fd: int, mark: str) -> dict[str, str]:
+    env = {**os.environ, _FD_ENV: str(write_fd), _MARK_ENV: mark}
+    import trainer_compat
+
+    home = os.path.dirname(os.path.dirname(os.path.abspath(trainer_compat.__file__)))
+    if "site-packages" not in home and "dist-packages" not in home:  # a source checkout: -P must still find us
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def kill_marked(mark: str) -> list[int]:
+    """SIGKILL every process whose environment holds this run's mark (Linux /proc); their pids."""
+    needle = f"{_MARK_ENV}={mark}".encode()
+    killed = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if needle not in fh.read().split(b"\0"):
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            killed.append(int(entry))
+        except OSError:
+            continue
+    return killed
+
+
+class _Lines:
+    """This run's JSON lines from a pipe (each starts with its nonce; other lines are dropped), with a deadline."""
+
+    def __init__(self, fd: int, nonce: str = "") -> None:
+        self.fd, self.buffer, self.prefix = fd, b"", f"{nonce} ".encode()
         self.selector = selectors.DefaultSelector()
         self.selector.register(fd, selectors.EVENT_READ)
 
     def next(self, deadline: float) -> dict[str, Any] | None:
-        while b"\n" not in self.buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.selector.select(left):
-                return None  # the deadline passed
-            chunk = os.read(self.fd, 1 << 16)
-            if not chunk:
-                return None
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        while True:
+            while b"\n" not in self.buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.selector.select(left):
+                    return None  # the deadline passed
+                chunk = os.read(self.fd, 1 << 16)
+                if not chunk:
+                    return None
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            message = self._ours(line)
+            if message is not None:
+                return message
+
+    def _ours(self, line: bytes) -> dict[str, Any] | None:
+        start = line.find(self.prefix)  # junk written before ours on the same line is skipped
+        if start < 0:
+            return None
+        try:
+            message = json.loads(line[start + len(self.prefix):])
+        except ValueError:
+            return None
+        return message if isinstance(message, dict) else None
 
     def close(self) -> None:
         self.selector.close()
@@ -317,78 +382,7 @@ def _location(data: dict[str, Any] | None) -> Location | None:
     return Location(data["file"], data.get("line")) if data else None
 
 
-# --- the child -------------------------------------------------------------------------------------------
+if __name__ == "__main__":  # the child of an older parent: same entry point
+    from trainer_compat.isolate_child import main as _child_main
 
-
-def _send(out: Any, message: dict[str, Any]) -> None:
-    out.write(json.dumps(message, default=str) + "\n")
-    out.flush()
-
-
-def _child_main() -> None:
-    payload = json.loads(sys.stdin.read())
-    out = os.fdopen(int(os.environ.pop(_FD_ENV)), "w")
-    if payload["memory_mb"]:
-        cap = int(payload["memory_mb"]) << 20
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    sys.path[:] = payload["sys_path"]
-    _quiet()
-    from trainer_compat.versions import installed_torch, installed_transformers
-    from trainer_compat.workflow import _setup
-
-    _send(out, {"ready": {"transformers": str(installed_transformers()), "torch": installed_torch()}})
-    for index, request in enumerate(payload["requests"]):
-        try:
-            setup = _setup(request.get("args"), request.get("trainer") or "trainer", request.get("data"),
-                           request.get("collator"), request.get("launch"))
-        except UsageError as exc:
-            _send(out, {"usage": str(exc)})
-            return
-        _send(out, {"start": index, "trainer": setup.trainer, "features": sorted(f.value for f in setup.features)})
-        _send(out, _check_one(request, setup))
-
-
-def _quiet() -> None:
-    import logging
-    import warnings
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-
-
-def _check_one(request: dict[str, Any], setup: Any) -> dict[str, Any]:
-    from trainer_compat.checker import _with_data, build_subject, check_subject
-    from trainer_compat.targets import load_target
-
-    spec = request["spec"]
-    try:
-        subject = build_subject(load_target(spec), target=request.get("target") or spec,
-                                init_kwargs=request.get("init_kwargs"),
-                                meta=not request.get("probe") and setup.data is None)
-        if setup.data is not None:
-            report = _with_data(subject, setup, bool(request.get("probe")), None)
-        else:
-            report = check_subject(subject, setup, probe=bool(request.get("probe")), sample=request.get("sample"))
-        return {"report": report.to_dict()}
-    except MemoryError:
-        return {"kind": "memory", "detail": "raised MemoryError under the memory cap"}
-    except SystemExit as exc:
-        return {"kind": "exit", "detail": f"called sys.exit({exc.code!r}) during the check"}
-    except UsageError as exc:
-        return _classify_error(exc)
-    except Exception as exc:
-        return {"error": f"{spec}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)"}
-
-
-def _classify_error(exc: UsageError) -> dict[str, Any]:
-    cause = exc.__cause__
-    if isinstance(cause, MemoryError) or any(text in str(exc).lower() for text in _OUT_OF_MEMORY):
-        return {"kind": "memory", "detail": f"ran out of memory under the memory cap: {getattr(exc, 'cause', exc)}"}
-    if isinstance(cause, SystemExit):
-        return {"kind": "exit", "detail": f"called sys.exit({cause.code!r}) ({getattr(exc, 'cause', exc)})"}
-    return {"error": str(exc)}
-
-
-if __name__ == "__main__":
     _child_main()

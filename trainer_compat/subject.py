@@ -181,8 +181,12 @@ class Subject:
             return _Failure(f"AttributeError: {exc}", attribute_error=True)
         except RecursionError:
             return _Failure("RecursionError: maximum recursion depth exceeded")
-        except Exception as exc:  # a property or __getattr__ that raises: report, never crash
-            return _Failure(f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:  # a property or __getattr__ that raises (SystemExit too): report, never crash
+            from trainer_compat.guard import describe, is_ours
+
+            if is_ours(exc):  # the run's deadline or the user's Ctrl-C
+                raise
+            return _Failure(describe(exc))
 
     @cached_property
     def init_assignments(self) -> frozenset[str]:

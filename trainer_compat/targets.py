@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from trainer_compat.errors import TargetError
+
+
+_RUN: dict[str, Any] | None = None  # module text or resolved path -> module, for one run (``per_run``)
+
+
+@contextlib.contextmanager
+def per_run() -> Iterator[None]:
+    """Within one run, a module several targets come from is imported once (the guard takes user modules out
+    of ``sys.modules`` after each target; this cache brings the target's own back). Dropped when the run ends."""
+    global _RUN
+    saved, _RUN = _RUN, {}
+    try:
+        yield
+    finally:
+        _RUN = saved
 
 
 def load_target(spec: str) -> Any:
@@ -16,16 +33,38 @@ def load_target(spec: str) -> Any:
     module_part, sep, name = spec.rpartition(":")
     if not sep or not module_part or not name:
         raise TargetError(spec, "expected module:Name or path/to/file.py:Name")
-    module = _import_path(spec, module_part) if module_part.endswith(".py") else _import_module(spec, module_part)
+    if len(spec) > _LONGEST:
+        raise TargetError(spec[:80] + "...", f"a target of {len(spec)} characters: expected module:Name")
+    module = _cached_module(spec, module_part)
     obj: Any = module
     for part in name.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise TargetError(spec, f"{module_part} has no attribute {name!r}") from None
-        except Exception as exc:
+        except BaseException as exc:  # a module __getattr__ may raise anything
+            _raise_ours(exc)
             raise TargetError(spec, f"looking up {name!r} raised {type(exc).__name__}: {exc}") from exc
     return obj
+
+
+_LONGEST = 1024
+
+
+def _cached_module(spec: str, module_part: str) -> Any:
+    is_path = module_part.endswith(".py")
+    try:
+        key = str(Path(module_part).resolve()) if is_path else module_part
+    except OSError as exc:
+        raise TargetError(spec, f"cannot read {module_part}: {exc.strerror or exc}") from None
+    module = _RUN.get(key) if _RUN is not None else None
+    if module is not None:
+        sys.modules.setdefault(module.__name__, module)  # the guard took it out after the last target
+        return module
+    module = _import_path(spec, module_part) if is_path else _import_module(spec, module_part)
+    if _RUN is not None:
+        _RUN[key] = module
+    return module
 
 
 def _import_module(spec: str, dotted: str) -> Any:
@@ -38,7 +77,17 @@ def _import_module(spec: str, dotted: str) -> Any:
     except SyntaxError as exc:
         raise TargetError(spec, _syntax_error(exc, dotted)) from exc
     except BaseException as exc:  # import-time code may raise anything, SystemExit included
+        _raise_ours(exc)
         raise TargetError(spec, f"importing {dotted} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _raise_ours(exc: BaseException) -> None:
+    """The guard's deadline and the user's Ctrl-C pass through; whatever else import-time code raised is the
+    target's."""
+    from trainer_compat.guard import is_ours
+
+    if is_ours(exc):
+        raise exc
 
 
 def package_root(path: Path) -> tuple[Path, str] | None:
@@ -81,6 +130,7 @@ def _import_path(spec: str, path_text: str) -> Any:
         raise TargetError(spec, _syntax_error(exc, path_text)) from exc
     except BaseException as exc:
         del sys.modules[module_name]
+        _raise_ours(exc)
         if isinstance(exc, ModuleNotFoundError):
             raise TargetError(spec, f"no module named {exc.name!r}") from exc
         raise TargetError(spec, f"importing {path_text} raised {type(exc).__name__}: {exc}") from exc
@@ -116,6 +166,7 @@ def _import_packaged(spec: str, path: Path, root: Path, dotted: str) -> Any:
     except ModuleNotFoundError as exc:
         raise TargetError(spec, f"no module named {exc.name!r}") from exc
     except BaseException as exc:  # import-time code may raise anything, SystemExit included
+        _raise_ours(exc)
         raise TargetError(spec, f"importing {dotted} raised {type(exc).__name__}: {exc}") from exc
     return module if _same_file(module, path) else None
 

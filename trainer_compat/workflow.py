@@ -29,13 +29,13 @@ def select(report: Report, selection: Selection | None) -> Report:
 
 
 def _setup(args: dict[str, Any] | None, trainer: str, data: str | None = None, collator: str | None = None,
-           launch: dict[str, Any] | None = None) -> Any:
+           launch: dict[str, Any] | None = None, static: bool = False) -> Any:
     from trainer_compat.features import build_setup
 
-    key = json.dumps([args, trainer, data, collator, launch], sort_keys=True, default=str)
+    key = json.dumps([args, trainer, data, collator, launch, static], sort_keys=True, default=str)
     if key not in _SETUPS:
         _SETUPS[key] = build_setup(args, trainer, data=_load(data, "--data"), collator=_load(collator, "--collator"),
-                                   launch=launch)
+                                   launch=launch, static=static)
     return _SETUPS[key]
 
 
@@ -52,21 +52,67 @@ def _load(spec: str | None, option: str) -> Any:
         raise UsageError(f"{option}: {exc}") from exc
 
 
-def check_target(settings: Any) -> Report:
-    """Import, build and check one configured target (a ``config.TargetSettings``)."""
+def check_target(settings: Any, timeout_s: float | None = None) -> Report:
+    """Import, build and check one configured target (a ``config.TargetSettings``) under the guard: a deadline
+    (a TC801 finding), stdin closed, and what it changes in the process put back afterwards."""
+    setup = _setup(settings.args, settings.trainer, settings.data, settings.collator, settings.launch)
+    return finalize(guarded(settings.target, timeout_s, lambda run: _build_and_check(settings, setup, run),
+                            setup), settings.selection)
+
+
+def _build_and_check(settings: Any, setup: Any, run: Any) -> Report:
     from trainer_compat.checker import build_subject, check_subject
     from trainer_compat.targets import load_target
 
-    setup = _setup(settings.args, settings.trainer, settings.data, settings.collator, settings.launch)
-    obj = load_target(settings.spec)
-    subject = build_subject(obj, target=settings.target, init_kwargs=settings.init_kwargs,
+    subject = build_subject(load_target(settings.spec), target=settings.target, init_kwargs=settings.init_kwargs,
                             meta=not settings.probe and setup.data is None)
+    run.built()
     if setup.data is not None:
         from trainer_compat.checker import _with_data
 
-        return finalize(_with_data(subject, setup, settings.probe, None), settings.selection)
-    report = check_subject(subject, setup, probe=settings.probe, sample=settings.sample)
-    return finalize(report, settings.selection)
+        return _with_data(subject, setup, settings.probe, None)
+    return check_subject(subject, setup, probe=settings.probe, sample=settings.sample)
+
+
+def guarded(target: str, timeout_s: float | None, body: Any, setup: Any = None) -> Report:
+    """``body(run)`` under ``guard.target_run``. Target code cannot own the outcome: a deadline is a TC801
+    finding; SystemExit, KeyboardInterrupt or GeneratorExit raised while it is built is one line (exit 2), while
+    it is checked a TC803 finding; the user's Ctrl-C ends the run."""
+    from trainer_compat import guard
+    from trainer_compat.errors import TargetError
+
+    runs: list[Any] = []
+    try:
+        with guard.target_run(target, timeout_s) as run:
+            runs.append(run)
+            return body(run)
+    except guard.TargetTimeout:
+        phase = runs[0].phase if runs else "building"
+        return failure_report(target, "hang", f"did not finish within {timeout_s:g} s ({phase} it); stopped", setup)
+    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+        if guard.is_ours(exc):
+            raise
+        if not runs or runs[0].phase == "building":
+            raise TargetError(target, f"building it raised {guard.describe(exc)}") from exc
+        return failure_report(target, "exit", f"raised {guard.describe(exc)} while it was checked", setup)
+
+
+def failure_report(target: str, kind: str, detail: str, setup: Any = None, ready: dict[str, Any] | None = None,
+                   started: dict[str, Any] | None = None) -> Report:
+    """The report of a target that hung, crashed or ended its check: one finding (TC801-TC804)."""
+    from trainer_compat.rules.isolation import BY_KIND
+
+    if ready is None:
+        from trainer_compat.versions import installed_torch, installed_transformers
+
+        ready = {"transformers": str(installed_transformers()), "torch": installed_torch()}
+    started = started if started is not None else {
+        "trainer": getattr(setup, "trainer", ""), "features": sorted(f.value for f in getattr(setup, "features", ()))}
+    version = ready.get("transformers", "")
+    finding = BY_KIND[kind].finding(target, detail, version or None)
+    return Report(target=target, transformers_version=version, torch_version=ready.get("torch", ""),
+                  trainer=started.get("trainer", ""), features=tuple(started.get("features", ())),
+                  findings=[finding], skipped=[f"every check: the target's check did not finish ({finding.rule})"])
 
 
 def fails(report: Report, fail_on: str = "error") -> bool:
