@@ -73,26 +73,23 @@ def test_fix_keeps_unusual_formatting_decorators_nested_classes_and_comments(tmp
 
 
 def test_write_refuses_when_the_result_does_not_import(seed_copy, monkeypatch, capsys):
-    import trainer_compat.shims.fix as fix_module
+    import trainer_compat.shims.commit as commit
 
     original = seed_copy.read_text()
-    monkeypatch.setattr(fix_module, "_VERIFY", "raise SystemExit('import failed on purpose')")
+    monkeypatch.setattr(commit, "_VERIFY", "raise SystemExit('import failed on purpose')")
     assert fix(f"{seed_copy}:HiggsAudioModelWrapper", "--write") == 2
     assert seed_copy.read_text() == original
     assert "does not import and check cleanly" in capsys.readouterr().err
 
 
 def test_write_refuses_when_the_file_changed_since_read(seed_copy, monkeypatch, capsys):
-    import trainer_compat.shims.fix as fix_module
+    import trainer_compat.shims.commit as commit
 
-    real = fix_module.verify
-
-    def edit_meanwhile(*args, **kwargs):
-        findings = real(*args, **kwargs)
+    def edit_meanwhile(*args, **kwargs):  # the real check is not what this is about: someone edits meanwhile
         seed_copy.write_text(seed_copy.read_text() + "\n# edited by someone else\n")
-        return findings
+        return {}
 
-    monkeypatch.setattr(fix_module, "verify", edit_meanwhile)
+    monkeypatch.setattr(commit, "verify", edit_meanwhile)
     assert fix(f"{seed_copy}:HiggsAudioModelWrapper", "--write") == 2
     assert seed_copy.read_text().endswith("# edited by someone else\n")
     assert "changed since it was read" in capsys.readouterr().err

@@ -1,5 +1,7 @@
-"""LibCST edits for ``trainer-compat fix``: add the shim block at the end of one class, drop the user's methods it
-replaces, add ``import inspect`` when the block needs it, where ruff's isort rules would put it. Everything outside those nodes is left byte for byte."""
+"""LibCST edits for ``trainer-compat fix``: add the shim block at the end of each class it fixes (several classes of
+one file in one edit), drop the user's methods it replaces, add ``import inspect`` when the block needs it, where
+ruff's isort rules would put it. Everything outside those nodes is left byte for byte: the encoding (coding cookie,
+BOM) and the line endings (LF, CRLF, CR) included."""
 
 from __future__ import annotations
 
@@ -25,12 +27,10 @@ def _spaced(block: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
 
 
 class _AddToClass(cst.CSTTransformer):
-    def __init__(self, qualname: str, block: list[cst.BaseStatement], remove: set[str]) -> None:
-        self.path = qualname.split(".")
+    def __init__(self, edits: dict[str, tuple[list[cst.BaseStatement], set[str]]]) -> None:
+        self.edits = {tuple(qualname.split(".")): edit for qualname, edit in edits.items()}
         self.stack: list[str] = []
-        self.block = block
-        self.remove = remove
-        self.found = False
+        self.found: set[tuple[str, ...]] = set()
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         self.stack.append(node.name.value)
@@ -45,19 +45,19 @@ class _AddToClass(cst.CSTTransformer):
         return updated
 
     def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
-        here = self.stack == self.path
+        here = tuple(self.stack)
         self.stack.pop()
-        if not here:
+        if here not in self.edits:
             return updated
-        self.found = True
+        self.found.add(here)
+        block, remove = self.edits[here]
         body = updated.body
         statements = list(body.body) if isinstance(body, cst.IndentedBlock) else [cst.SimpleStatementLine(body.body)]
-        kept = [s for s in statements if not (isinstance(s, cst.FunctionDef) and s.name.value in self.remove)]
+        kept = [s for s in statements if not (isinstance(s, cst.FunctionDef) and s.name.value in remove)]
         kept = [] if len(kept) == 1 and _is_bare_pass(kept[0]) else kept  # `class X(Base): pass`
-        block = _spaced(self.block) if kept else self.block
         if isinstance(body, cst.IndentedBlock):
-            return updated.with_changes(body=body.with_changes(body=[*kept, *block]))
-        return updated.with_changes(body=cst.IndentedBlock(body=[*kept, *self.block]))
+            return updated.with_changes(body=body.with_changes(body=[*kept, *(_spaced(block) if kept else block)]))
+        return updated.with_changes(body=cst.IndentedBlock(body=[*kept, *block]))
 
 
 def _is_bare_pass(statement: cst.BaseStatement) -> bool:
@@ -65,8 +65,11 @@ def _is_bare_pass(statement: cst.BaseStatement) -> bool:
         and isinstance(statement.body[0], cst.Pass) and not statement.leading_lines
 
 
-def _imports(module: cst.Module, name: str) -> bool:
+def _imports(module: cst.Module, name: str, tops: set[str]) -> bool:
+    """Whether ``import name`` runs before the first of the classes named ``tops`` is defined."""
     for statement in module.body:
+        if isinstance(statement, cst.ClassDef) and statement.name.value in tops:
+            return False
         if isinstance(statement, cst.SimpleStatementLine):
             for small in statement.body:
                 if isinstance(small, cst.Import) and any(
@@ -103,14 +106,26 @@ def _is_docstring(statement: cst.BaseStatement) -> bool:
         and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
 
 
+def _leading_imports(body: list[cst.BaseStatement]) -> list[tuple[int, str, bool]]:
+    """(index, top-level module, straight) of the file's first block of imports: after the docstring, up to the first
+    statement that is no import. Imports further down (after a class, after code) are another block to isort, and
+    a line added there would run too late for the class body."""
+    found = []
+    for i in range(1 if body and _is_docstring(body[0]) else 0, len(body)):
+        line = _import_line(body[i])
+        if line is None:
+            break
+        found.append((i, *line))
+    return found
+
+
 def _add_import(module: cst.Module, name: str) -> cst.Module:
-    """``import name`` (a standard-library module) where ruff's isort rules (I001) would put it: in the standard
-    library section, straight imports before ``from`` imports, sorted; a new section of its own (blank lines around
-    it) after ``__future__`` and before the third-party imports when the file has none."""
+    """``import name`` (a standard-library module) where ruff's isort rules (I001) would put it: in the first block
+    of imports, in the standard library section, straight imports before ``from`` imports, sorted; a new section of
+    its own (blank lines around it) after ``__future__`` and before the third-party imports when the file has none."""
     body = list(module.body)
     new = cst.parse_statement(f"import {name}\n")
-    imports = [(i, _import_line(s)) for i, s in enumerate(body)]
-    imports = [(i, top, straight) for i, found in imports if found for top, straight in [found]]
+    imports = _leading_imports(body)
     stdlib = [(i, top, straight) for i, top, straight in imports if _section(top) == 1]
     blank = cst.EmptyLine(indent=False)
     if stdlib:
@@ -145,22 +160,52 @@ def _add_import(module: cst.Module, name: str) -> cst.Module:
     return module.with_changes(body=body)
 
 
+class NotFaithful(ValueError):
+    """The file's bytes do not come back unchanged through the parser: it is left alone."""
+
+
+def _edit(module: cst.Module, edits: dict[str, tuple[str, set[str]]], needs: tuple[str, ...]) -> cst.Module:
+    editor = _AddToClass({name: (_parse_block(block), remove) for name, (block, remove) in edits.items()})
+    module = module.visit(editor)
+    missing = [name for name in edits if tuple(name.split(".")) not in editor.found]
+    if missing:
+        raise ClassNotFound(f"class {missing[0]} is not defined at the top level of the file (or nested in classes)")
+    tops = {name.split(".")[0] for name in edits}
+    for name in needs:
+        if not _imports(module, name, tops):
+            module = _add_import(module, name)
+    return module
+
+
 def add_block(source: str, qualname: str, block: str, remove: set[str], needs: tuple[str, ...] = ()) -> str:
     """``source`` with ``block`` appended to class ``qualname`` and the methods in ``remove`` dropped from it."""
+    return _edit(cst.parse_module(source), {qualname: (block, remove)}, needs).code
+
+
+def add_blocks(raw: bytes, edits: dict[str, tuple[str, set[str]]], needs: tuple[str, ...] = ()) -> bytes:
+    """The file's bytes with each class's block added (``edits``: qualname -> (block, methods to drop)), in one
+    edit. Its encoding, BOM and line endings are kept: LibCST writes the added lines with the file's own newline; a
+    file whose lines end in CR alone is edited as LF and turned back. NotFaithful when the file does not survive
+    an unedited round trip."""
+    cr_only = b"\r" in raw and b"\n" not in raw
+    module = parse(raw)
+    new = _edit(module, edits, needs).bytes
+    return new.replace(b"\n", b"\r") if cr_only else new
+
+
+def parse(raw: bytes) -> cst.Module:
+    """The file's bytes as a LibCST module (CR-only line ends read as LF); NotFaithful if they would not round-trip."""
+    cr_only = b"\r" in raw and b"\n" not in raw
+    source = raw.replace(b"\r", b"\n") if cr_only else raw
     module = cst.parse_module(source)
-    editor = _AddToClass(qualname, _parse_block(block), remove)
-    module = module.visit(editor)
-    if not editor.found:
-        raise ClassNotFound(f"class {qualname} is not defined at the top level of the file (or nested in classes)")
-    for name in needs:
-        if not _imports(module, name):
-            module = _add_import(module, name)
-    return module.code
+    if module.bytes != source:
+        raise NotFaithful("the parser would not give its bytes back unchanged (mixed or unusual encoding)")
+    return module
 
 
-def defines(source: str, qualname: str, name: str) -> bool:
+def defines(source: str | bytes, qualname: str, name: str) -> bool:
     """Whether class ``qualname`` defines ``name`` in its own body (a def or an assignment)."""
-    module = cst.parse_module(source)
+    module = parse(source) if isinstance(source, bytes) else cst.parse_module(source)
     found: list[bool] = []
 
     class Finder(cst.CSTVisitor):

@@ -1,30 +1,39 @@
-"""``trainer-compat fix TARGET [--diff | --write]``: write the shims into the wrapper class's source.
+"""``trainer-compat fix TARGET... [--diff | --write]``: write the shims into the wrapper classes' source.
 
-``--diff`` (the default) prints a unified diff and exits 1 when the file would change (a CI gate); its ``a/`` ``b/``
-paths are relative to the file's git work tree (else to the current directory), so ``git apply`` takes it. Only the
-members the given arguments need are written (what their features read, and what a finding names); ``--all`` writes
-every shim the wrapper could take. ``--write``
-re-parses the result, imports and re-checks it in a subprocess, refuses if the file changed since it was read, and
-replaces it atomically; a second run changes nothing.
+``--diff`` (the default) prints a unified diff and exits 1 when a file would change (a CI gate); its ``a/`` ``b/``
+paths are relative to the file's git work tree (else to the current directory), so ``git apply`` takes it; several
+classes of one file make one diff of that file. Only the members the given arguments need are written (what their
+features read, and what a finding names); ``--all`` writes every shim the wrapper could take. ``--write`` re-parses
+the result, imports and re-checks every target in one subprocess (bounded by ``--verify-timeout``), then writes
+every file or none, byte-faithfully (shims/commit.py); a second run changes nothing. Files of installed libraries
+(site-packages, the standard library) are refused.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
 import inspect
-import json
-import os
-import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainer_compat.errors import TargetError, UsageError
+from trainer_compat.shims.commit import VERIFY_TIMEOUT, FixRefused, Interrupted, SourceFile
 
-EXIT_OK, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CHANGES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
 
 
 def add_fix_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -39,6 +48,8 @@ def add_fix_parser(subparsers: Any) -> argparse.ArgumentParser:
     fix.add_argument("--args", dest="training_args", metavar="JSON|FILE", help="TrainingArguments for the re-check")
     fix.add_argument("--trainer", choices=("trainer", "seq2seq"), default="trainer")
     fix.add_argument("--init-kwargs", metavar="JSON", help="keyword arguments to build the class")
+    fix.add_argument("--verify-timeout", type=_seconds, default=VERIFY_TIMEOUT, metavar="SECONDS",
+                     help=f"how long --write waits for the check of the fixed files (default {VERIFY_TIMEOUT:g})")
     fix.add_argument("--debug", action="store_true", help="show tracebacks")
     fix.set_defaults(handler=run_fix)
     return fix
@@ -46,24 +57,35 @@ def add_fix_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 @dataclass
 class Proposal:
+    """What one target class gets: its block (empty: nothing), the methods it replaces, the imports it needs."""
     spec: str
-    path: Path
     qualname: str
-    text: str
-    new_text: str
+    source: SourceFile
+    block: str
+    remove: set[str]
+    needs: tuple[str, ...]
     notes: Any
     before: Any
 
+
+@dataclass
+class FileEdit:
+    """One file's change: the blocks of every target class it defines, applied in one edit."""
+    source: SourceFile
+    proposals: list[Proposal] = field(default_factory=list)
+    new: bytes = b""
+
     @property
     def changed(self) -> bool:
-        return self.new_text != self.text
+        return self.new != self.source.raw
 
-    def diff(self) -> str:
-        name = display_path(self.path)
-        lines = difflib.unified_diff(self.text.splitlines(True), self.new_text.splitlines(True), f"a/{name}",
-                                     f"b/{name}")
+    def diff(self) -> bytes:
+        name = display_path(self.source.real).encode("utf-8", "surrogateescape")
+        lines = difflib.diff_bytes(difflib.unified_diff, self.source.raw.splitlines(True), self.new.splitlines(True),
+                                   b"a/" + name, b"b/" + name)
         # a last line without its newline: git's marker, so the diff stays applyable
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+        return b"".join(line if line.endswith((b"\n", b"\r")) else line + b"\n\\ No newline at end of file\n"
+                        for line in lines)
 
 
 def display_path(path: Path) -> str:
@@ -81,23 +103,31 @@ def display_path(path: Path) -> str:
 
 def run_fix(options: argparse.Namespace) -> int:
     from trainer_compat.cli import _error, _init_kwargs, _quiet
+    from trainer_compat.shims.commit import interruptible
 
     _quiet()
+    written: list[bool] = []
     try:
-        fields = _fields(options.training_args)
-        init_kwargs = _init_kwargs(options.init_kwargs)
-        worst = EXIT_OK
-        for spec in options.targets:
-            proposal = propose(spec, options.delegate_to, fields, options.trainer, init_kwargs,
-                               all_members=getattr(options, "all_members", False))
-            rc = _write(proposal, fields, options.trainer) if options.write else _show(proposal)
-            worst = max(worst, rc)
-        return worst
-    except (UsageError, TargetError, FixRefused) as exc:
+        with interruptible():
+            fields = _fields(options.training_args)
+            init_kwargs = _init_kwargs(options.init_kwargs)
+            sources: dict[Path, SourceFile] = {}
+            proposals = [propose(spec, options.delegate_to, fields, options.trainer, init_kwargs,
+                                 all_members=getattr(options, "all_members", False), read=_reader(sources))
+                         for spec in options.targets]
+            edits = edit_files(proposals)
+            if not options.write:
+                return _show(edits)
+            return _write(edits, fields, options.trainer, getattr(options, "verify_timeout", VERIFY_TIMEOUT),
+                          written)
+    except (UsageError, TargetError) as exc:
         if options.debug:
             raise
         _error(str(exc))
         return EXIT_USAGE
+    except (KeyboardInterrupt, Interrupted) as exc:  # Ctrl-C, SIGTERM, SIGHUP: quiet, the candidates are gone
+        _error("interrupted; " + ("the fixed files were written" if written else "no file was changed"))
+        return 128 + exc.signum if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
 
 
 def _fields(spec: str | None) -> Any:
@@ -106,8 +136,17 @@ def _fields(spec: str | None) -> Any:
     return load_args_spec(spec) if spec else None
 
 
-class FixRefused(UsageError):
-    pass
+def _reader(sources: dict[Path, SourceFile]) -> Callable[[Path], SourceFile]:
+    """Each file read once, whatever the number of its target classes."""
+    from trainer_compat.shims.commit import read_source
+
+    def read(path: Path) -> SourceFile:
+        real = path.resolve()
+        if real not in sources:
+            sources[real] = read_source(path)
+        return sources[real]
+
+    return read
 
 
 def needed_members(report: Any) -> set[str]:
@@ -115,11 +154,29 @@ def needed_members(report: Any) -> set[str]:
     return {row.name for row in report.members if row.needed_by} | {f.member for f in report.findings if f.member}
 
 
-def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_kwargs: dict[str, Any],
-            all_members: bool = False) -> Proposal:
+def _source_of(spec: str, cls: type, read: Callable[[Path], SourceFile]) -> SourceFile:
+    """The class's file, read as bytes; TargetError for a class without one or in an installed library."""
+    from trainer_compat.shims.commit import installed_library
+
+    try:
+        path = Path(inspect.getsourcefile(cls) or "")
+    except TypeError:
+        path = Path("")
+    if not path.name or not path.is_file():
+        raise TargetError(spec, f"{cls.__qualname__} has no Python source file to edit")
+    if installed_library(path):
+        raise TargetError(spec, f"{cls.__qualname__} is defined in an installed library ({path}); fix edits only "
+                                "your project's files: subclass it in your code and fix that class")
+    try:
+        return read(path)
+    except OSError as exc:
+        raise TargetError(spec, f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_kwargs: dict[str, Any] | None,
+            all_members: bool = False, read: Callable[[Path], SourceFile] | None = None) -> Proposal:
     from trainer_compat.checker import build_subject, check_subject
     from trainer_compat.features import build_setup
-    from trainer_compat.shims.edit import ClassNotFound, add_block, defines
     from trainer_compat.shims.plan import make_plan, restrict
     from trainer_compat.shims.source import render
     from trainer_compat.targets import load_target
@@ -127,8 +184,7 @@ def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_
     cls = load_target(spec)
     if not isinstance(cls, type):
         raise TargetError(spec, "fix edits a class: name the wrapper class, not a factory or an instance")
-    path = Path(inspect.getsourcefile(cls) or "")
-    text = path.read_text(encoding="utf-8")
+    source = _source_of(spec, cls, read or _reader({}))
     subject = build_subject(cls, target=spec, init_kwargs=init_kwargs)
     if subject.instance is None:
         raise TargetError(spec, f"{cls.__qualname__} could not be built ({subject.not_built}); pass --init-kwargs")
@@ -137,18 +193,41 @@ def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_
     if not all_members:
         plan = restrict(plan, needed_members(before))
         notes.replaced = {m: why for m, why in notes.replaced.items() if m in plan.members}
-    in_body = defines(text, cls.__qualname__, "forward")
     activation_ok = all(hasattr(type(_resolve(subject.instance, p)), "activation_checkpointing_enable")
                         for p in plan.carriers)
-    block = render(plan, activation_ok=activation_ok, forward_in_body=in_body)
-    if not block:
-        return Proposal(spec, path, cls.__qualname__, text, text, notes, before)
-    remove = {m for m in notes.replaced if defines(text, cls.__qualname__, m)}
+    block = render(plan, activation_ok=activation_ok,
+                   forward_in_body=_defines(spec, source, cls.__qualname__, "forward"))
+    remove = {m for m in notes.replaced if _defines(spec, source, cls.__qualname__, m)} if block else set()
+    needs = ("inspect",) if block and plan.forward_params else ()
+    return Proposal(spec, cls.__qualname__, source, block, remove, needs, notes, before)
+
+
+def _defines(spec: str, source: SourceFile, qualname: str, name: str) -> bool:
+    from trainer_compat.shims.edit import NotFaithful, defines
+
     try:
-        new_text = add_block(text, cls.__qualname__, block, remove, ("inspect",) if plan.forward_params else ())
-    except ClassNotFound as exc:
-        raise TargetError(spec, str(exc)) from exc
-    return Proposal(spec, path, cls.__qualname__, text, new_text, notes, before)
+        return defines(source.raw, qualname, name)
+    except NotFaithful as exc:
+        raise TargetError(spec, f"{source.path}: {exc}; not edited") from exc
+    except Exception as exc:  # LibCST cannot parse what Python imported (a newer syntax): one line, no traceback
+        raise TargetError(spec, f"{source.path}: cannot be parsed for editing: {type(exc).__name__}") from exc
+
+
+def edit_files(proposals: list[Proposal]) -> list[FileEdit]:
+    """One FileEdit per file, in the order the targets came: the blocks of all its classes added in one edit."""
+    from trainer_compat.shims.edit import ClassNotFound, add_blocks
+
+    edits: dict[Path, FileEdit] = {}
+    for proposal in proposals:
+        edits.setdefault(proposal.source.real, FileEdit(proposal.source)).proposals.append(proposal)
+    for edit in edits.values():
+        blocks = {p.qualname: (p.block, p.remove) for p in edit.proposals if p.block}
+        needs = tuple(sorted({name for p in edit.proposals for name in p.needs}))
+        try:
+            edit.new = add_blocks(edit.source.raw, blocks, needs) if blocks else edit.source.raw
+        except ClassNotFound as exc:
+            raise TargetError(edit.proposals[0].spec, str(exc)) from exc
+    return list(edits.values())
 
 
 def _resolve(model: Any, path: str) -> Any:
@@ -166,74 +245,61 @@ def _notes(proposal: Proposal) -> list[str]:
     return lines
 
 
-def _show(proposal: Proposal) -> int:
-    for line in _notes(proposal):
-        print(line, file=sys.stderr)
-    if not proposal.changed:
-        print(f"{proposal.spec}: nothing to change", file=sys.stderr)
+def _show(edits: list[FileEdit]) -> int:
+    worst = EXIT_OK
+    for edit in edits:
+        for proposal in edit.proposals:
+            for line in _notes(proposal):
+                print(line, file=sys.stderr)
+            if not proposal.block:
+                print(f"{proposal.spec}: nothing to change", file=sys.stderr)
+        if edit.changed:
+            _emit(edit.diff())
+            worst = EXIT_CHANGES
+    return worst
+
+
+def _emit(data: bytes) -> None:
+    """The diff as the file's own bytes (its encoding, its line ends), so it applies to the file."""
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        sys.stdout.write(data.decode("utf-8", "replace"))
+        return
+    buffer.write(data)
+    buffer.flush()
+
+
+def _write(edits: list[FileEdit], fields: Any, trainer: str, timeout: float, written: list[bool]) -> int:
+    from trainer_compat.shims.commit import verify, write_all
+
+    for edit in edits:
+        for proposal in edit.proposals:
+            for line in _notes(proposal):
+                print(line)
+            if not proposal.block:
+                print(f"{proposal.spec}: nothing to change")
+    changed = [edit for edit in edits if edit.changed]
+    if not changed:
         return EXIT_OK
-    sys.stdout.write(proposal.diff())
-    return EXIT_CHANGES
-
-
-_VERIFY = r"""
-import json, sys, warnings
-warnings.simplefilter("ignore")
-import trainer_compat
-from trainer_compat.targets import load_target
-obj = load_target(sys.argv[1])
-report = trainer_compat.check(obj, args=json.loads(sys.argv[2]), trainer=sys.argv[3])
-print(json.dumps([[f.rule, f.severity.value, f.member, f.message.splitlines()[0]] for f in report.findings]))
-"""
-
-
-def verify(candidate: Path, qualname: str, fields: Any, trainer: str) -> list[list[Any]]:
-    """Import and check the candidate file in a fresh interpreter: its findings, or FixRefused."""
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", TRANSFORMERS_VERBOSITY="error")
-    done = subprocess.run([sys.executable, "-c", _VERIFY, f"{candidate}:{qualname}", json.dumps(fields),
-                           trainer], capture_output=True, text=True, env=env, cwd=os.getcwd(), timeout=600)
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise FixRefused(f"{candidate.name}: the fixed file does not import and check cleanly: {tail}; "
-                         "the original is unchanged (rerun with --diff to see the change)")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _write(proposal: Proposal, fields: Any, trainer: str) -> int:
-    import libcst as cst
-
-    for line in _notes(proposal):
-        print(line)
-    if not proposal.changed:
-        print(f"{proposal.spec}: nothing to change")
-        return EXIT_OK
-    cst.parse_module(proposal.new_text)  # re-parse: raises on a broken result before anything is written
-    path = proposal.path
-    candidate = path.with_name(f".{path.stem}.trainer-compat-{os.getpid()}.py")
-    try:
-        candidate.write_text(proposal.new_text, encoding="utf-8")
-        os.chmod(candidate, path.stat().st_mode & 0o7777)
-        after = verify(candidate, proposal.qualname, fields, trainer)
-        if _digest(path.read_text(encoding="utf-8")) != _digest(proposal.text):
-            raise FixRefused(f"{path}: changed since it was read; nothing written (run fix again)")
-        os.replace(candidate, path)
-    finally:
-        candidate.unlink(missing_ok=True)
-    _report(proposal, after)
+    after = verify({edit.source.real: edit.new for edit in changed},
+                   [p.spec for edit in changed for p in edit.proposals], fields, trainer, timeout)
+    write_all([(edit.source, edit.new) for edit in changed], written)
+    for edit in changed:
+        for proposal in edit.proposals:
+            if proposal.block:
+                _report(proposal, after.get(proposal.spec, []))
     return EXIT_OK
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def _report(proposal: Proposal, after: list[list[Any]]) -> None:
+    """What the write fixed and what is left; each message's first line whole (never cut inside a word)."""
     left = {(rule, member) for rule, _, member, _ in after}
-    print(f"{proposal.path}: wrote the shims into {proposal.qualname}")
+    print(f"{proposal.source.path}: wrote the shims into {proposal.qualname}")
     for f in proposal.before.findings:
         if (f.rule, f.member) not in left:
-            print(f"  fixed {f.rule} {f.member or ''}: {f.message.splitlines()[0][:140]}")
+            print(f"  fixed {f.rule} {f.member or ''}: {(f.message.splitlines() or ['-'])[0]}")
     for rule, severity, member, message in after:
-        print(f"  left  {rule} {severity} {member or ''}: {message[:140]}")
+        print(f"  left  {rule} {severity} {member or ''}: {message}")
     errors = [a for a in after if a[1] == "error"]
     print(f"  {proposal.qualname} is {'still NOT ' if errors else 'now '}compatible")

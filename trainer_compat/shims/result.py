@@ -41,6 +41,10 @@ def delegates_text(plan: Plan) -> list[str]:
     return lines
 
 
+def _first_line(text: str) -> str:
+    return (text.splitlines() or [""])[0]
+
+
 @dataclass
 class PatchResult:
     model: Any
@@ -86,8 +90,9 @@ class PatchResult:
             lines.append(f"  ambiguous: several models could be the language model ({', '.join(self.notes.ambiguous)})"
                          "; pass delegate_to= (--delegate-to) to choose")
         lines += [f"  cannot delegate {m}: {why}" for m, why in self.undelegable.items()]
-        lines += [f"  fixed {f.rule} {f.member or ''}: {f.message.splitlines()[0][:140]}" for f in self.fixed]
-        lines += [f"  left  {f.rule} {f.severity.value} {f.member or ''}: {f.message.splitlines()[0][:140]}"
+        # each message's first line whole: a cut at a fixed width broke words ("model.gradient_c")
+        lines += [f"  fixed {f.rule} {f.member or ''}: {_first_line(f.message)}" for f in self.fixed]
+        lines += [f"  left  {f.rule} {f.severity.value} {f.member or ''}: {_first_line(f.message)}"
                   + (f"\n        fix: {f.fix}" if f.fix else "") for f in self.left]
         lines.append(f"  {name} is {'now ' if self.compatible else 'still NOT '}compatible "
                      f"(transformers {self.after.transformers_version})")
