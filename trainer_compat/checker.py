@@ -5,8 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import torch.nn as nn
-
+from trainer_compat import analysis
 from trainer_compat.errors import TargetError, UsageError
 from trainer_compat.features import TrainingSetup, build_setup
 from trainer_compat.meta import LoadsWeights, is_on_meta, on_meta
@@ -86,6 +85,8 @@ def _with_data(subject: Subject, setup: TrainingSetup, probe: bool, version: str
 def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None,
                   meta: bool = True) -> Subject:
     """``meta``: build a class or factory on the meta device (the probe rebuilds it on the real one)."""
+    import torch.nn as nn
+
     name = target or _default_name(obj)
     if isinstance(obj, nn.Module):
         return Subject.of(obj, name)
@@ -100,7 +101,7 @@ def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str,
 
 def _default_name(obj: Any) -> str:
     """The class or function name; an instance is named by its class, never asked (its __getattr__ may raise)."""
-    if isinstance(obj, (type, nn.Module)):
+    if isinstance(obj, type) or analysis.is_module(obj):
         return (obj if isinstance(obj, type) else type(obj)).__qualname__
     try:
         return str(getattr(obj, "__qualname__", type(obj).__qualname__))
@@ -141,7 +142,7 @@ def _from_factory(func: Any, name: str, kwargs: dict[str, Any], meta: bool = Fal
     except LoadsWeights as exc:
         raise TargetError(name, f"factory not built: {exc}; give it a tiny config (--init-kwargs), name the "
                                 "class it builds, or pass --probe") from exc
-    if not isinstance(result, nn.Module):
+    if not analysis.is_module(result):
         raise TargetError(name, f"factory returned a {type(result).__name__}, not a torch.nn.Module")
     subject = _subject(result, name, lambda: _from_factory(func, name, kwargs))
     _place_in_project(subject, func)
@@ -181,7 +182,7 @@ def _construct(make: Any, name: str, what: str, meta: bool) -> Any:
 
 def _subject(model: Any, name: str, rebuild: Any) -> Subject:
     subject = Subject.of(model, name)
-    if isinstance(model, nn.Module) and is_on_meta(model):
+    if analysis.is_module(model) and is_on_meta(model):
         subject.rebuild = rebuild  # the probe needs real weights
     return subject
 

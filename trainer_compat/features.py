@@ -192,11 +192,14 @@ def parse_json_object(text: str, where: str, of: str) -> dict[str, Any]:
 
 
 def build_setup(args: Any = None, trainer: Any = "trainer", *, data: Any = None, collator: Any = None,
-                trainer_kwargs: Mapping[str, Any] | None = None, launch: Any = None) -> TrainingSetup:
+                trainer_kwargs: Mapping[str, Any] | None = None, launch: Any = None,
+                static: bool = False) -> TrainingSetup:
     """Validate ``args`` (a TrainingArguments, a dict of its fields, or None) into a TrainingSetup.
 
     ``trainer``: a kind (``"trainer"``, ``"seq2seq"``, ``"sft"``, ``"dpo"``, ...), a Trainer subclass, or
     ``module:Name``. ``launch``: a ``Launch`` or a mapping of its fields (world_size, nnodes, launcher).
+    ``static``: read the fields against the arguments class's source instead of constructing it (``--static``:
+    nothing imported).
     """
     launch = Launch.of(launch)
     trainer, trainer_class = resolve_trainer(trainer)
@@ -205,6 +208,13 @@ def build_setup(args: Any = None, trainer: Any = "trainer", *, data: Any = None,
         fields = copy.deepcopy(dict(args or {}))  # TrainingArguments updates nested dicts (fsdp_config) in place
         requested = copy.deepcopy(fields)
         deepspeed_config = _pop_deepspeed(fields)
+        if static:
+            from trainer_compat.static_args import static_arguments
+
+            args = static_arguments(fields, trainer)
+            return TrainingSetup(args=args, trainer=trainer, features=_features(args, deepspeed_config),
+                                 deepspeed_config=deepspeed_config, requested=requested,
+                                 trainer_class=trainer_class, launch=launch)
         with environment_kept():  # 4.x TrainingArguments exports its FSDP settings (ACCELERATE_USE_FSDP=true)
             args = _construct(fields, trainer)
     else:

@@ -9,6 +9,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from trainer_compat import analysis
 from trainer_compat.protocol.data import ACCEPTS_LOSS_KWARGS_ATTR, LOSS_KWARGS_ANY_VAR_KEYWORD
 from trainer_compat.subject import Subject, parse_function
 
@@ -77,22 +78,36 @@ class ForwardView:
 
 
 def label_names(klass: type) -> list[str]:
-    """Trainer's default label names: transformers' own find_labels on the class."""
-    from transformers.utils.generic import find_labels
+    """Trainer's default label names: transformers' own find_labels on the class (once transformers is loaded;
+    before, for ``--static``, the same rule: forward's parameters containing "label", and start/end_positions for a
+    QuestionAnswering class; ``tests/test_static.py`` holds the two to the same answers)."""
+    import sys
 
     try:
-        return list(find_labels(klass))
-    except (TypeError, ValueError):
+        if "transformers" in sys.modules:
+            from transformers.utils.generic import find_labels
+
+            return list(find_labels(klass))
+        names = list(inspect.signature(klass.forward).parameters)  # type: ignore[attr-defined]
+    except (TypeError, ValueError, AttributeError):
         return []
+    qa = "QuestionAnswering" in klass.__name__
+    return [p for p in names if "label" in p or (qa and p in ("start_positions", "end_positions"))]
 
 
 def can_return_loss(klass: type) -> bool:
-    from transformers.utils.generic import can_return_loss as _can_return_loss
+    """transformers' can_return_loss (before it is loaded: the same rule, a ``return_loss=True`` parameter)."""
+    import sys
 
     try:
-        return bool(_can_return_loss(klass))
-    except (TypeError, ValueError):
+        if "transformers" in sys.modules:
+            from transformers.utils.generic import can_return_loss as _can_return_loss
+
+            return bool(_can_return_loss(klass))
+        parameter = inspect.signature(klass.forward).parameters.get("return_loss")  # type: ignore[attr-defined]
+    except (TypeError, ValueError, AttributeError):
         return False
+    return parameter is not None and parameter.default is True
 
 
 @dataclass(frozen=True)
@@ -181,12 +196,7 @@ def _calls_passing(node: ast.AST, var_kw: str) -> list[ast.Call]:
 
 
 def _is_pretrained(owner: Any) -> bool:
-    if owner is None:
-        return False
-    from transformers import PreTrainedModel
-
-    klass = owner if isinstance(owner, type) else type(owner)
-    return issubclass(klass, PreTrainedModel)
+    return owner is not None and analysis.is_pretrained(owner)
 
 
 def submodule_called(func: ast.expr, owner: Any) -> Any:

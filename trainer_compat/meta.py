@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-import torch
-
 
 class LoadsWeights(Exception):
     """A target's construction asked ``from_pretrained`` for weights whose config is not available offline."""
@@ -26,6 +24,8 @@ class LoadsWeights(Exception):
 @contextmanager
 def on_meta() -> Iterator[None]:
     """Tensors created inside land on the meta device; ``from_pretrained`` builds from the config alone."""
+    import torch
+
     with ExitStack() as stack:
         stack.enter_context(torch.device("meta"))
         for owner, build in _pretrained_entry_points():

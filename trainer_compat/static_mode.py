@@ -4,7 +4,10 @@ The class is read with ``ast`` and rebuilt as a stand-in: the same name, the sam
 parameters (defaults and annotations dropped, bodies empty, code objects pointing at the real file and
 lines, so every rule that reads a method's source reads the real one), literal class attributes, and the
 bases that are the file's own classes, classes of other files of the project (``from pkg.base import Base``,
-``from .base import Base``: read the same way, never imported), or come from torch / transformers / peft.
+``from .base import Base``: read the same way, never imported), or come from torch / transformers / peft. Those
+library bases are rebuilt the same way from the installed release's source (``library_source`` finds the
+declaring file), so nothing is imported: only a base the source search cannot place (a transformers model class
+re-exported through the lazy model registry) is imported for real, and the report says so.
 The class-level rules then run on it unchanged; the report lists what could not be known without building
 the model.
 """
@@ -22,8 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import torch.nn as nn
-
+from trainer_compat import library_source
 from trainer_compat.errors import TargetError
 from trainer_compat.features import TrainingSetup
 from trainer_compat.findings import Location
@@ -105,8 +107,10 @@ def _source_path(spec: str, module_part: str) -> Path:
 class _Builder:
     """Stand-in classes for the classes of one file."""
 
-    def __init__(self, path: Path, tree: ast.Module, project: dict[Path, _Builder]) -> None:
+    def __init__(self, path: Path, tree: ast.Module, project: dict[Path, _Builder],
+                 library_module: str | None = None) -> None:
         self.path = path
+        self.library = library_module is not None  # a file of torch / transformers / peft, named as installed
         self.project = project  # the builders of every file read so far (a base's file is read once)
         project[path.resolve()] = self
         self.classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
@@ -117,7 +121,8 @@ class _Builder:
         self.unknown_bases: dict[str, list[str]] = {}
         self.unevaluated: dict[str, list[str]] = {}
         self.notes: list[str] = []
-        self.module = self._fake_module()
+        self.module = types.ModuleType(library_module) if library_module else self._fake_module()
+        self.module.__file__ = str(path)  # a library module is never put in sys.modules: a real import must win
 
     def _fake_module(self) -> types.ModuleType:
         name = f"_trainer_compat_static_{abs(hash(str(self.path.resolve())))}"
@@ -141,7 +146,7 @@ class _Builder:
             raise TargetError(name, f"class {name} inherits from itself")
         node = self.classes[name]
         bases = tuple(self._base(node, b, (*seen, name)) for b in node.bases)
-        bases = tuple(b for b in bases if b is not None) or (nn.Module,)
+        bases = tuple(b for b in bases if b is not None) or (() if self.library else (_library_class("torch.nn.Module"),))
         namespace: dict[str, Any] = {"__module__": self.module.__name__, "__qualname__": name,
                                      "__doc__": ast.get_docstring(node)}
         for stmt in node.body:
@@ -154,7 +159,7 @@ class _Builder:
     def _base(self, node: ast.ClassDef, expr: ast.expr, seen: tuple[str, ...]) -> type | None:
         if isinstance(expr, ast.Name) and expr.id in self.classes:
             return self.build(expr.id, seen)
-        value = _resolve(expr, self.imports)
+        value = _resolve(expr, self.imports, self.notes)
         if isinstance(value, type):
             return value
         found = self._project_base(expr)
@@ -165,6 +170,8 @@ class _Builder:
                 self.unknown_bases.setdefault(node.name, []).append(f"{ast.unparse(expr)}'s bases")
             self.notes.extend(n for n in builder.notes if n not in self.notes)
             return cls
+        if self.library:
+            return None  # typing.Generic, abc.ABC, a mixin of another package: no protocol member comes from it
         text = ast.unparse(expr)
         self.unknown_bases.setdefault(node.name, []).append(text)
         self._note(f"{node.name}'s base {text} was not imported: what it defines is unknown")
@@ -183,7 +190,7 @@ class _Builder:
             path = _module_file(module, [directory]) if module else directory / "__init__.py"
         elif expr.id in self.imports and "." in self.imports[expr.id]:
             module, _, name = self.imports[expr.id].rpartition(".")
-            if module.split(".")[0] in _TRUSTED:
+            if module.split(".")[0] in _TRUSTED and not self.library:
                 return None
             path = _module_file(module, [self.path.parent, Path.cwd(), *map(Path, filter(None, sys.path))])
         else:
@@ -191,6 +198,8 @@ class _Builder:
         if path is None or not path.is_file():
             return None
         builder = self.project.get(path.resolve())
+        if builder is None and self.library:
+            builder = _library_builder(path)
         if builder is None:
             try:
                 tree = ast.parse(path.read_bytes(), filename=str(path))
@@ -213,6 +222,9 @@ class _Builder:
             try:
                 namespace[target.id] = ast.literal_eval(stmt.value)  # type: ignore[union-attr]
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                if self.library:  # present, value unknown (``forward = _forward_unimplemented``)
+                    namespace[target.id] = _LibraryValue(ast.unparse(stmt.value))  # type: ignore[arg-type]
+                    continue
                 self.unevaluated.setdefault(owner, []).append(target.id)
                 self._note(f"{owner}.{target.id} = {ast.unparse(stmt.value)[:60]} was not evaluated"  # type: ignore[arg-type]
                            )
@@ -289,8 +301,9 @@ def _module_file(module: str, roots: list[Path]) -> Path | None:
     return None
 
 
-def _resolve(expr: ast.expr, imports: dict[str, str]) -> Any:
-    """The object a base-class expression names, when it comes from torch, transformers or peft."""
+def _resolve(expr: ast.expr, imports: dict[str, str], notes: list[str] | None = None) -> Any:
+    """The class a base-class expression names, when it comes from torch, transformers or peft: rebuilt from the
+    installed source; imported for real only when ``notes`` is given (a user's file) and the source search fails."""
     parts: list[str] = []
     while isinstance(expr, ast.Attribute):
         parts.insert(0, expr.attr)
@@ -298,19 +311,74 @@ def _resolve(expr: ast.expr, imports: dict[str, str]) -> Any:
     if not isinstance(expr, ast.Name) or expr.id not in imports:
         return None
     dotted = ".".join([imports[expr.id], *parts])
-    if dotted.split(".")[0] not in _TRUSTED or not _installed_library(dotted.split(".")[0]):
+    top = dotted.split(".")[0]
+    if top not in _TRUSTED or not _installed_library(top):
         return None
+    rebuilt = _library_class(dotted)
+    if rebuilt is not None or notes is None:
+        return rebuilt
+    note = f"{dotted} was imported ({top} re-exports it in a way its source does not show)"
+    if note not in notes:
+        notes.append(note)
     return _import_dotted(dotted)
 
 
+class _LibraryValue:
+    """A library class attribute whose value is not a literal (``forward = _forward_unimplemented``)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<{self.text}>"
+
+
+_LIBRARY_PROJECT: dict[Path, _Builder] = {}  # library files are the same for every target of a run
+
+
+def _library_class(dotted: str) -> type | None:
+    """The stand-in of a torch / transformers / peft class, rebuilt from the file that declares it."""
+    found = library_source.declaring_file(dotted)
+    if found is None:
+        return None
+    path, _, name = found
+    builder = _library_builder(path)
+    if builder is None:
+        return None
+    try:
+        return builder.build(name)
+    except Exception:  # e.g. a metaclass conflict among rebuilt bases: the caller imports it instead
+        return None
+
+
+def _library_builder(path: Path) -> _Builder | None:
+    resolved = path.resolve()
+    if resolved in _LIBRARY_PROJECT:
+        return _LIBRARY_PROJECT[resolved]
+    for top in _TRUSTED:
+        root = library_source.package_root(top)
+        if root is not None and root.resolve() in resolved.parents:
+            tree = library_source.parsed(path)
+            if tree is None:
+                return None
+            name = library_source.module_name(root.resolve(), top, resolved)
+            return _Builder(path, tree, _LIBRARY_PROJECT, library_module=name)
+    return None
+
+
 def _installed_library(root: str) -> bool:
-    """An installed package, not a same-named folder in the checked repository (that would be user code)."""
+    """An installed package: found in the interpreter's stdlib or site-packages, never a same-named file of the
+    user's project (a ``peft.py`` beside the target, wherever the cwd is)."""
+    from trainer_compat.guard import is_user_file
+
+    loaded = sys.modules.get(root)
+    if loaded is not None:
+        return not is_user_file(getattr(loaded, "__file__", None))
     try:
         spec = importlib.util.find_spec(root)
     except (ImportError, ValueError):
         return False
-    origin = Path(spec.origin).resolve() if spec and spec.origin else None
-    return origin is not None and ("site-packages" in origin.parts or Path.cwd().resolve() not in origin.parents)
+    return spec is not None and spec.origin is not None and not is_user_file(spec.origin)
 
 
 def _import_dotted(dotted: str) -> Any:

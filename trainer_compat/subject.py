@@ -10,11 +10,13 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch.nn as nn
-
+from trainer_compat import analysis
 from trainer_compat.findings import Location
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 
 class Provenance(str, enum.Enum):
@@ -76,7 +78,7 @@ def display_path(file: str) -> str:
 
 def class_name(klass: type) -> str:
     """``module.Class``; for a class of a path target (imported under a minted module name), ``file.py:Class``."""
-    if klass.__module__.startswith("_trainer_compat_target_"):
+    if klass.__module__.startswith(("_trainer_compat_target_", "_trainer_compat_static_")):
         try:
             return f"{display_path(inspect.getsourcefile(klass) or '')}:{klass.__qualname__}"
         except TypeError:
@@ -119,9 +121,10 @@ class Subject:
     @cached_property
     def custom_getattr(self) -> Any:
         """The class's own ``__getattr__``, when it overrides nn.Module's."""
-        getattr_impl = inspect.getattr_static(self.cls, "__getattr__", None)
-        module_impl = inspect.getattr_static(nn.Module, "__getattr__")
-        return None if getattr_impl is None or getattr_impl is module_impl else getattr_impl
+        owner = analysis.owner_of(self.cls, "__getattr__")
+        if owner is None or analysis.is_torch_module_class(owner):
+            return None
+        return vars(owner)["__getattr__"]
 
     def _class_owner(self, name: str) -> type | None:
         for klass in self.cls.__mro__:
@@ -190,17 +193,13 @@ class Subject:
 
     @cached_property
     def init_assignments(self) -> frozenset[str]:
-        """Names assigned as ``self.NAME = ...`` in the class's own ``__init__`` (for class-only checks)."""
-        init = vars(self.cls).get("__init__")
-        node = parse_function(init) if init else None
-        if node is None:
-            return frozenset()
-        names = set()
-        for sub in ast.walk(node):
-            targets = sub.targets if isinstance(sub, ast.Assign) else [getattr(sub, "target", None)]
-            for t in targets:
-                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
-                    names.add(t.attr)
+        """Names assigned as ``self.NAME = ...`` in the ``__init__`` of the class or of a base (for class-only
+        checks: ``PreTrainedModel.__init__`` sets ``config``), torch's Module excluded."""
+        names: set[str] = set()
+        for klass in self.cls.__mro__:
+            init = vars(klass).get("__init__")
+            if init is not None and not analysis.is_torch_module_class(klass):
+                names |= _self_assignments(init)
         return frozenset(names)
 
     def submodules(self) -> Iterator[tuple[str, nn.Module]]:
@@ -210,25 +209,31 @@ class Subject:
         return ((n, m) for n, m in self.instance.named_modules() if n)
 
     def pretrained_submodules(self) -> list[tuple[str, nn.Module]]:
-        from transformers import PreTrainedModel
-
-        found = [(n, m) for n, m in self.submodules() if isinstance(m, PreTrainedModel)]
-        # keep the outermost ones: a PreTrainedModel inside another one is its own business
-        return [(n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)]
+        return analysis.inner_pretrained(self.instance) if self.instance is not None else []
 
     @property
     def is_pretrained(self) -> bool:
-        from transformers import PreTrainedModel
-
-        return issubclass(self.cls, PreTrainedModel)
+        return analysis.is_pretrained(self.cls)
 
     @property
     def is_peft(self) -> bool:
-        return any(k.__module__.startswith("peft.") and k.__name__ in ("PeftModel", "PeftMixedModel")
-                   for k in self.cls.__mro__)
+        return analysis.is_peft_model(self.cls)
 
 
 @dataclass(frozen=True)
 class _Failure:
     text: str
     attribute_error: bool = False
+
+
+def _self_assignments(init: Any) -> set[str]:
+    node = parse_function(init)
+    if node is None:
+        return set()
+    names = set()
+    for sub in ast.walk(node):
+        targets = sub.targets if isinstance(sub, ast.Assign) else [getattr(sub, "target", None)]
+        for t in targets:
+            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                names.add(t.attr)
+    return names

@@ -8,11 +8,22 @@ from functools import lru_cache
 from packaging.version import Version
 
 
+def _distribution_version(name: str) -> str:
+    """The installed release: the loaded module's own ``__version__``, else the package metadata (which
+    costs nothing: ``--static`` and ``--version`` say which release a verdict is for without importing it)."""
+    import sys
+
+    module = sys.modules.get(name)
+    if module is not None and getattr(module, "__version__", None):
+        return str(module.__version__)
+    from importlib.metadata import version
+
+    return version(name)  # PackageNotFoundError (an ImportError) when it is not installed
+
+
 @lru_cache(maxsize=1)
 def installed_transformers() -> Version:
-    import transformers
-
-    return Version(transformers.__version__)
+    return Version(_distribution_version("transformers"))
 
 
 def installed_accelerate() -> Version | None:
@@ -25,9 +36,7 @@ def installed_accelerate() -> Version | None:
 
 
 def installed_torch() -> str:
-    import torch
-
-    return str(torch.__version__)
+    return _distribution_version("torch")
 
 
 @dataclass(frozen=True)

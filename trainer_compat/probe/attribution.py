@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from trainer_compat.probe.batch import SETTLE
 
 _LOSS_SHAPED = re.compile(r"did not return a loss|grad can be implicitly created|does not require grad|"
                           r"NoneType|not subscriptable|invalid index of a 0-dim", re.IGNORECASE)
@@ -80,6 +79,8 @@ def invented_loss_problem(observations: Any, finite: bool) -> str | None:
 
 
 def settle_hint() -> str:
+    from trainer_compat.probe.batch import SETTLE  # probe.batch imports torch: only when a probe ran
+
     return SETTLE
 
 

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from functools import lru_cache
 from pathlib import Path
 
 from trainer_compat.findings import Location
+from trainer_compat.library_source import module_file
 from trainer_compat.protocol.model import Site
 
 
 @lru_cache(maxsize=None)
 def _source_lines(module: str) -> tuple[str, tuple[str, ...]] | None:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
+    path = module_file(module)  # never imported: a check that runs no Trainer code need not load transformers
+    if path is None or path.suffix != ".py":
         return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return None
-    path = Path(spec.origin)
     return str(path), tuple(path.read_text(encoding="utf-8").splitlines())
 
 
@@ -67,11 +63,6 @@ def reads_at(regex: re.Pattern[str], line: str) -> bool:
 
 def library_site(module: str, pattern: str) -> Location | None:
     """``file:line`` of ``pattern`` in a module of an installed library (peft, trl): ``peft/peft_model.py:2083``."""
-    try:
-        if importlib.util.find_spec(module.split(".")[0]) is None:
-            return None
-    except (ImportError, ValueError):
-        return None
     source = _source_lines(module)
     if source is None:
         return None

@@ -6,16 +6,18 @@ import ast
 import inspect
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch.nn as nn
-
+from trainer_compat import analysis
 from trainer_compat.features import Feature, checkpointing_kwargs
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.forward import submodule_called
 from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.subject import Provenance, parse_function, source_location
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 CHECKPOINTING_METHODS = ("gradient_checkpointing_enable", "activation_checkpointing_enable")
 _NON_REENTRANT = re.compile(r"""["']use_reentrant["']\s*:\s*False|use_reentrant\s*=\s*False|"""
@@ -96,6 +98,8 @@ def carries_flag(module: nn.Module) -> bool:
     A transformers (or peft, trl) class is trusted; a user's class must set or declare the flag, read it and
     call a checkpoint function somewhere in its own methods (when their source is available).
     """
+    import torch.nn as nn
+
     mro = [k for k in type(module).__mro__ if k not in (nn.Module, object)]
     declared = "gradient_checkpointing" in vars(module) or any("gradient_checkpointing" in vars(k) for k in mro)
     if any(k.__module__.split(".")[0] in _FLAG_LIBRARIES for k in mro):
@@ -131,6 +135,8 @@ def _calls_checkpoint(node: ast.AST) -> bool:
 
 def unreached_layer_stacks(module: nn.Module) -> list[str]:
     """ModuleLists of repeated blocks that neither carry the flag nor sit under a module that does."""
+    import torch.nn as nn
+
     stacks = []
     modules = dict(module.named_modules())  # not get_submodule: it probes a user's __getattr__ with hasattr
     for name, child in modules.items():
@@ -334,10 +340,8 @@ def _latent_swallow(node: ast.AST, instance: nn.Module | None) -> str | None:
 
 
 def _takes_call(target: nn.Module, call: ast.Call) -> bool:
-    from transformers import PreTrainedModel
-
     assert isinstance(call.func, ast.Attribute)
-    if not isinstance(target, PreTrainedModel) or not can_checkpoint(target):
+    if not analysis.is_pretrained(target) or not can_checkpoint(target):
         return False
     method = getattr(target, call.func.attr, None)
     if method is None:

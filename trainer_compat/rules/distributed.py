@@ -13,9 +13,7 @@ import inspect
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import torch.nn as nn
+from typing import TYPE_CHECKING, Any
 
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
@@ -24,6 +22,9 @@ from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.subject import display_path
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 TRANSFORMER, SIZE, NO_WRAP = "TRANSFORMER_BASED_WRAP", "SIZE_BASED_WRAP", "NO_WRAP"
 _WRAP_SITE = Site(r"raise ValueError\(f\"Could not find the transformer layer class", ("accelerate.utils.dataclasses",))

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from packaging.version import Version
 
+from trainer_compat import analysis
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.forward import (
@@ -59,12 +60,6 @@ _BATCH_NAMES = ("batch", "inputs", "data", "sample", "features", "example")
 _COLUMNS_SITE = Site(r"signature = inspect\.signature\(model_to_inspect\.forward\)")
 _LABELS_SITE = Site(r"default_label_names = find_labels\(")
 _LOSS_KWARGS_SITE = Site(r"self\.model_accepts_loss_kwargs = ")
-
-
-def _is_pretrained(module: object) -> bool:
-    from transformers import PreTrainedModel
-
-    return isinstance(module, PreTrainedModel)
 
 
 def _forward_location(ctx: Context, view: ForwardView):  # -> Location | None
@@ -134,7 +129,7 @@ class ColumnsDropped(Rule):
         from trainer_compat.rules.trl import sft_keeps_fixed_columns
 
         view = ForwardView.of(ctx.subject)
-        if view.bound is None or ctx.subject.is_pretrained or _is_pretrained(inspected_module(ctx.subject)):
+        if view.bound is None or ctx.subject.is_pretrained or analysis.is_pretrained(inspected_module(ctx.subject)):
             return
         if sft_keeps_fixed_columns(ctx):
             return  # SFTTrainer keeps its own column list, not the forward's

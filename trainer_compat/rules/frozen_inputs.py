@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import torch.nn as nn
 from packaging.version import Version
 
 from trainer_compat.features import Feature
@@ -14,6 +14,9 @@ from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS, uses_reentrant
 from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.versions import VersionRange
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 # From 5.0.0 PreTrainedModel checkpoints non-reentrantly by default and, for text models, calls
 # enable_input_require_grads() itself; before, the default is use_reentrant=True and nothing helps the inputs.
@@ -56,6 +59,8 @@ def _frozen_inputs(lm: nn.Module) -> bool:
     """A text model (its inputs are token ids) whose every embedding table is frozen."""
     if getattr(lm, "main_input_name", None) != "input_ids":
         return False  # audio/vision encoders start with trainable projections, not with the embeddings
+    import torch.nn as nn
+
     embeddings = [m for m in lm.modules() if isinstance(m, nn.Embedding)]
     return bool(embeddings) and not any(p.requires_grad for m in embeddings for p in m.parameters())
 

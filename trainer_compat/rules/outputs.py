@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from trainer_compat import analysis
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.forward import ForwardView, inspected_module
@@ -71,12 +72,10 @@ def _applies(ctx: Context) -> list[Returned] | None:
     """The forward's returns when Trainer's own compute_loss reads them, else None."""
     if ctx.setup.trainer == "sft" or ctx.setup.overrides("compute_loss"):
         return None  # SFTTrainer / the user's Trainer subclass computes the loss its own way
-    from transformers import PreTrainedModel
-
     view = ForwardView.of(ctx.subject)
     module = inspected_module(ctx.subject)
     klass = type(module) if module is not None else ctx.subject.cls
-    if view.function is None or issubclass(klass, PreTrainedModel):
+    if view.function is None or analysis.is_pretrained(klass):
         return None
     returns = forward_returns(view.function)
     return returns or None

@@ -12,11 +12,14 @@ import re
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch.nn as nn
-
+from trainer_compat import analysis
 from trainer_compat.forward import submodule_called, unwrap_compiled
 from trainer_compat.subject import parse_function
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 _LIBRARIES = ("torch", "transformers", "peft", "trl", "accelerate")
 
@@ -37,14 +40,11 @@ def resolve(model: nn.Module, path: str) -> nn.Module:
 
 
 def is_pretrained(module: nn.Module) -> bool:
-    from transformers import PreTrainedModel
-
-    return isinstance(module, PreTrainedModel)
+    return analysis.is_pretrained(module)
 
 
 def is_peft(module: nn.Module) -> bool:
-    return any(k.__module__.startswith("peft.") and k.__name__ in ("PeftModel", "PeftMixedModel")
-               for k in type(module).__mro__)
+    return analysis.is_peft_model(module)
 
 
 def user_defines(module: nn.Module, name: str) -> bool:
