@@ -165,6 +165,25 @@ def test_an_edit_just_before_the_replace_is_detected_and_refused(tmp_path, monke
     assert listing(tmp_path) == {"raced_wrapper.py"}  # the staged copy is gone
 
 
+def test_ctrl_c_while_the_files_are_written_is_held_until_all_are(tmp_path, monkeypatch, capsys, fixed_plain,
+                                                                   no_child):
+    first, second = tmp_path / "first_wrapper.py", tmp_path / "second_wrapper.py"
+    first.write_text(PLAIN)
+    second.write_text(PLAIN)
+    stage = commit._stage
+
+    def interrupt_then_stage(source, data):
+        if source.real == first:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the first file is staged
+        return stage(source, data)
+
+    monkeypatch.setattr(commit, "_stage", interrupt_then_stage)
+    assert fix(f"{first}:Wrapper", f"{second}:Wrapper", "--write", "--args", ARGS) == 130
+    assert first.read_text() == second.read_text() == fixed_plain  # all, not half
+    assert capsys.readouterr().err == "trainer-compat: error: interrupted; the fixed files were written\n"
+    assert listing(tmp_path) == {"first_wrapper.py", "second_wrapper.py"}
+
+
 # -- several targets: one edit per file, all files or none -----------------------------------------------------------
 
 def test_two_classes_of_one_file_make_one_diff_that_git_applies(tmp_path, capsysbinary, no_child):

@@ -184,17 +184,32 @@ def interruptible() -> Iterator[None]:
 
 @contextmanager
 def _deferred_signals() -> Iterator[None]:
-    """Signals wait until every file is written (or none is): all or none holds under Ctrl-C too."""
-    blocked = {signal.SIGINT, *_SIGNALS}
+    """SIGINT, SIGTERM and SIGHUP wait until every file is written (or none is): all or none holds under Ctrl-C too.
+    Their Python handlers (which run in the main thread whatever thread the signal hits) only note them meanwhile;
+    the first one noted is then handled as it would have been."""
+    held: list[int] = []
+
+    def hold(signum: int, frame: Any) -> None:
+        held.append(signum)
+
     try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-    except (AttributeError, OSError):
-        old = None
+        previous = {s: signal.signal(s, hold) for s in (signal.SIGINT, *_SIGNALS)}
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = {}
     try:
         yield
     finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if held:
+            _deliver(held[0], previous[held[0]])
+
+
+def _deliver(signum: int, handler: Any) -> None:
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)
 
 
 def write_all(changes: list[tuple[SourceFile, bytes]], written: list[bool] | None = None) -> None:
