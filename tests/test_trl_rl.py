@@ -1,6 +1,8 @@
-"""TRL beyond SFT: TC1105-TC1107 against the real DPOTrainer, RewardTrainer and GRPOTrainer of the installed TRL
-(tiny GPT-2, offline word-level tokenizer, CPU, 2 steps; GRPO with a constant reward and 2-token completions).
-Where a rule fires, the trainer's construction really fails; where it is silent, the trainer really trains."""
+"""TRL beyond SFT: TC1105-TC1109 against the real DPOTrainer, RewardTrainer and GRPOTrainer of the installed TRL
+(tiny GPT-2, offline word-level tokenizer, CPU, 2 steps; GRPO really generates: 2 completions of 2 tokens per
+prompt, rewarded by length). Where a rule fires, the trainer's construction (TC1105-TC1107) or its first step
+(TC1108, TC1109) really fails; where it is silent, the trainer really trains. Compared on TRL 1.16.0 (transformers
+5.24 and 4.57 lines) and TRL 0.12.2 (4.46 line: no GRPOTrainer; TC1106-TC1109 hold on TRL 1.x only)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 import trainer_compat
 from trainer_compat.rules.trl import installed_trl
 from trainer_compat.rules.trl_rl import DpoReferenceReloaded, RewardNumLabels, TrlInitMembers
+from trainer_compat.rules.trl_rl_step import RlFusedLmHead, RlStepMembers
 from trainer_compat.trainer_class import TRL_KINDS
 
 trl = pytest.importorskip("trl", reason="the TRL rules are tested against real trl")
@@ -21,7 +24,10 @@ datasets = pytest.importorskip("datasets", reason="TRL's trainers take a dataset
 # rule -> the exception its fires examples raise in the real trainer's construction
 # (TC1107: TRL 1.16 reads `self.model.dtype` first, then loads `config._name_or_path`)
 RAISES = {TrlInitMembers: AttributeError, RewardNumLabels: ValueError,
-          DpoReferenceReloaded: (AttributeError, OSError, ValueError)}
+          DpoReferenceReloaded: (AttributeError, OSError, ValueError),
+          RlFusedLmHead: AttributeError, RlStepMembers: (AttributeError, TypeError)}
+AT_STEP = (RlFusedLmHead, RlStepMembers)  # the trainer builds; its first training step raises
+CODES = {"TC1105", "TC1106", "TC1107", "TC1108", "TC1109"}
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +68,8 @@ def _trainer(kind: str, model, tmp_path, args: dict, ref: bool = False):
     config_cls = getattr(trl, TRL_KINDS[kind][1])
     fields = dict(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=2, report_to="none",
                   save_strategy="no", logging_steps=1, bf16=False, use_cpu=True, disable_tqdm=True,
-                  gradient_checkpointing=False, **args)  # on by default in TRL 1.x: Trainer's TC001 judges it
+                  gradient_checkpointing=False)  # on by default in TRL 1.x: Trainer's TC001 judges it
+    fields.update(args)
     extra = {}
     if kind == "grpo":
         fields.update(num_generations=2, max_completion_length=2, generation_batch_size=2)
@@ -100,8 +107,22 @@ def test_real_trainer_fails_where_the_rule_fires(rule, example, tmp_path) -> Non
         trainer = _trainer(example.trainer, model, tmp_path, example.args, ref=True)
         trainer.train()
         return
+    ref = rule is not DpoReferenceReloaded
+    if rule in AT_STEP:
+        member = _member_of(rule, example, tmp_path)  # before the trainer: a check resets accelerate's state
+        trainer = _trainer(example.trainer, model, tmp_path, example.args, ref=ref)
+        with pytest.raises(RAISES[rule], match=member):
+            trainer.train()
+        return
     with pytest.raises(RAISES[rule]):
-        _trainer(example.trainer, model, tmp_path, example.args, ref=rule is not DpoReferenceReloaded)
+        _trainer(example.trainer, model, tmp_path, example.args, ref=ref)
+
+
+def _member_of(rule, example, tmp_path) -> str:
+    """The member the rule names: the error of the first step is about it (or the whole LM's output, which has
+    no last_hidden_state, where `base_model` is the whole LM)."""
+    report = trainer_compat.check(example.load(tmp_path), **example.options(tmp_path))
+    return "|".join([f.member for f in report.findings if f.rule == rule.code] + ["last_hidden_state"])
 
 
 def rule_release(rule):
@@ -110,27 +131,22 @@ def rule_release(rule):
     return VERIFIED_NEW
 
 
-_NOT_YET = {"TC1105-silent-0-dpo", "TC1105-silent-1-grpo", "TC1107-silent-0-dpo"}
-_WHY = ("reads no rule covers yet, found by this test on TRL 1.16: DPOTrainer patches the LM head "
-        "(add_fused_lm_head, dpo_trainer.py:960: base_model + get_output_embeddings, as SFT's TC1102), GRPOTrainer "
-        "reads is_gradient_checkpointing")
-
-
 @pytest.mark.parametrize(("rule", "example"), _cases("silent"))
-def test_real_trainer_trains_where_the_rule_is_silent(rule, example, tmp_path, request) -> None:
+def test_real_trainer_trains_where_the_rule_is_silent(rule, example, tmp_path) -> None:
     _available(example)
-    if request.node.callspec.id in _NOT_YET and installed_trl() >= rule_release(rule):
-        request.applymarker(pytest.mark.xfail(reason=_WHY, raises=AttributeError, strict=True))
     assert not _fired(rule, example, tmp_path)
     model = example.load(tmp_path)()
     others = {f.rule for f in trainer_compat.check(model, **example.options(tmp_path)).findings
-              if f.rule in ("TC1105", "TC1106", "TC1107") and f.severity.value == "error"}
+              if f.rule in CODES and f.severity.value == "error"}
     if others - {"TC1107"}:
         pytest.skip(f"{sorted(others)} fire on this example: its trainer fails for another reason")
-    trainer = _trainer(example.trainer, model, tmp_path, example.args, ref=rule is not DpoReferenceReloaded)
+    _trains(_trainer(example.trainer, model, tmp_path, example.args, ref=rule is not DpoReferenceReloaded))
+
+
+def _trains(trainer) -> None:
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    assert trainer.state.global_step == 2 and all(math.isfinite(x) for x in losses)
+    assert trainer.state.global_step == 2 and losses and all(math.isfinite(x) for x in losses)
 
 
 @pytest.mark.parametrize("kind", ["dpo", "reward", "grpo"])

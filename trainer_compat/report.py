@@ -106,7 +106,7 @@ GATED: tuple[tuple[str, str, str], ...] = (
     ("TC701-TC704", "data", "the data rules need --data (or preflight(trainer))"),
     ("TC1001-TC1003, TC1005", "peft", "the PEFT rules need --peft"),
     ("TC1101-TC1104", "sft", "the TRL rules need --trainer sft"),
-    ("TC1105-TC1107", "trl_rl", "the DPO/Reward/GRPO rules need --trainer dpo, reward or grpo"),
+    ("TC1105-TC1109", "trl_rl", "the DPO/Reward/GRPO rules need --trainer dpo, reward or grpo"),
     ("TC1201, TC1202, TC1206", "fsdp", "the FSDP rules need fsdp in --args"),
     ("TC1203", "deepspeed", "the DeepSpeed rule needs deepspeed in --args"),
 )

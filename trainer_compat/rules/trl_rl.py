@@ -8,10 +8,15 @@ transformers 5.x and 4.57 lines; 0.12.2 on 4.46, which has no GRPOTrainer) and i
   unless it is 1. DPOTrainer without ``ref_model`` (and without PEFT or ``precompute_ref_log_probs``) builds the
   reference with ``create_model_from_path(get_config_model_id(self.model.config))``: it reloads the checkpoint the
   config names, it does not copy the model.
-* TRL 0.12.2, DPO: ``model.config.is_encoder_decoder`` and ``model.config.model_type`` (unguarded);
+* TRL 0.12.2, DPO: ``model.config.is_encoder_decoder`` and ``model.config.model_type`` (unguarded), and with
+  ``gradient_checkpointing`` (no ``peft_config``) ``model.get_input_embeddings()`` unless the model has
+  ``enable_input_require_grads``;
   ``add_model_tags`` behind ``hasattr``; the reference is ``create_reference_model(model)`` (a deepcopy).
 * ``warnings_issued``: read by neither installed release (TRL removed it in #4960); releases between 0.12.2 and
   1.16 are not installed here, so the rules stay silent on them rather than guess.
+
+What DPOTrainer and GRPOTrainer read at the training step (the fused LM head, ``is_gradient_checkpointing``,
+``generate``) is in ``trl_rl_step`` (TC1108, TC1109).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from trainer_compat.protocol.sites import library_site
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.rules.trl import TRL_LINES, installed_trl
 from trainer_compat.subject import Provenance
-from trainer_compat.versions import ALWAYS
+from trainer_compat.versions import ALWAYS, VersionRange
 
 RL_KINDS = ("dpo", "reward", "grpo")
 NAMES = {"dpo": "DPOTrainer", "reward": "RewardTrainer", "grpo": "GRPOTrainer"}
@@ -57,6 +62,14 @@ class Model(nn.Module):
 _CONFIG = "\n    @property\n    def config(self):\n        return self.model.config\n"
 _GENERATION = "\n    @property\n    def generation_config(self):\n        return self.model.generation_config\n"
 _TAGS = "\n    def add_model_tags(self, tags):\n        self.model.add_model_tags(tags)\n"
+_BACKBONE = "\n    @property\n    def base_model(self):\n        return self.model.base_model\n"
+_HEAD = "\n    def get_output_embeddings(self):\n        return self.model.get_output_embeddings()\n"
+_GC_STATE = ("\n    @property\n    def is_gradient_checkpointing(self):\n"
+             "        return any(getattr(m, 'gradient_checkpointing', False) for m in self.modules())\n")
+_GENERATE = "\n    def generate(self, *args, **kwargs):\n        return self.model.generate(*args, **kwargs)\n"
+INIT = _CONFIG + _GENERATION + _TAGS  # what TC1105 asks of DPO/GRPO on TRL 1.16
+STEP = _BACKBONE + _HEAD + _GC_STATE  # what their training step reads on TRL 1.16 (TC1108, TC1109)
+FULL = INIT + STEP + _GENERATE  # a wrapper DPOTrainer and GRPOTrainer train
 PLAIN_LM = "from trainer_compat.testing import tiny_causal_lm\n\n\ndef Model():\n    return tiny_causal_lm(tie=False)\n"
 REWARD_MODEL = ("from transformers import GPT2Config, GPT2ForSequenceClassification\n\n\ndef Model():\n"
                 "    return GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=100, "
@@ -76,18 +89,22 @@ class TrlInitMembers(Rule):
     code = "TC1105"
     name = "trl-init-members"
     severity = Severity.ERROR
-    summary = "DPOTrainer / RewardTrainer / GRPOTrainer() read `config`, `generation_config`, `add_model_tags` unguarded."
+    summary = "DPO/Reward/GRPO trainers' __init__ reads `config`, `generation_config`, `add_model_tags` unguarded."
     explanation = (
         "Beyond Trainer, TRL's preference and RL trainers read the model in `__init__`: on TRL 1.16 DPOTrainer and "
         "GRPOTrainer write the tokenizer's pad token into `model.config.get_text_config()` and "
         "`model.generation_config`, and all three end with `self.model.add_model_tags([...])`; on TRL 0.12 "
-        "DPOTrainer reads `model.config.is_encoder_decoder` and `model.config.model_type`. A plain `nn.Module` "
+        "DPOTrainer reads `model.config.is_encoder_decoder` and `model.config.model_type`, and with "
+        "`gradient_checkpointing` hooks `model.get_input_embeddings()` unless the model has "
+        "`enable_input_require_grads`. A plain `nn.Module` "
         "wrapper has none of them: constructing the trainer raises AttributeError. Delegate them to the inner "
         "PreTrainedModel (`trainer_compat.patch(model, trainer=...)` does it at run time)."
     )
-    fires = (rl(wrapper(), "dpo"), rl(wrapper(_CONFIG), "grpo"), rl(wrapper(), "reward", since_trl_1=True))
-    silent = (rl(wrapper(_CONFIG + _GENERATION + _TAGS), "dpo"), rl(wrapper(_CONFIG + _GENERATION + _TAGS), "grpo"),
-              rl(PLAIN_LM, "dpo"), rl(wrapper(_CONFIG + _TAGS), "reward"))
+    fires = (rl(wrapper(), "dpo"), rl(wrapper(_CONFIG), "grpo"), rl(wrapper(), "reward", since_trl_1=True),
+             Example(wrapper(_CONFIG), args={"gradient_checkpointing": True}, trainer="dpo",
+                     versions=VersionRange(until="4.47")))  # TRL 0.12 (CI's 4.46 line)
+    silent = (rl(wrapper(FULL), "dpo"), rl(wrapper(FULL), "grpo"), rl(PLAIN_LM, "dpo"),
+              rl(wrapper(_CONFIG + _TAGS), "reward"))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         trl = _trl(ctx)
@@ -114,6 +131,11 @@ class TrlInitMembers(Rule):
             needed.append(("config", r"self\.is_encoder_decoder = model\.config\.is_encoder_decoder",
                            "reads `model.config.is_encoder_decoder` and `model.config.model_type`",
                            "`@property def config(self): return self.model.config`"))
+            if _input_grads_hook(ctx):
+                needed.append(("get_input_embeddings", r"model\.get_input_embeddings\(\)\.register_forward_hook",
+                               "hooks it when gradient_checkpointing is on and the model has no "
+                               "enable_input_require_grads",
+                               "`def get_input_embeddings(self): return self.model.get_input_embeddings()`"))
         for member, pattern, when, fix in needed:
             if ctx.subject.member(member).provenance is not Provenance.MISSING:
                 continue
@@ -121,6 +143,15 @@ class TrlInitMembers(Rule):
             yield self.finding(ctx, f"{cls} has no `{member}`; {trainer}() {when}{_at(site)} on TRL {trl}: "
                                     f"{trainer}() raises AttributeError", member=member, feature=kind,
                                call_site=site, fix=f"delegate it: {fix}", trl_version=str(trl))
+
+
+def _input_grads_hook(ctx: Context) -> bool:
+    """TRL 0.12 DPOTrainer() without peft_config and with gradient_checkpointing: `enable_input_require_grads()` if
+    the model has it, else `model.get_input_embeddings().register_forward_hook(...)`."""
+    if not getattr(ctx.setup.args, "gradient_checkpointing", False) or (ctx.setup.trainer_kwargs or {}).get(
+            "peft_config") is not None:
+        return False
+    return ctx.subject.member("enable_input_require_grads").provenance is Provenance.MISSING
 
 
 class RewardNumLabels(Rule):
@@ -175,7 +206,7 @@ class DpoReferenceReloaded(Rule):
     )
     versions = TRL_LINES  # TRL 1.x (verified on 1.16); CI's 4.46 line has TRL 0.12
     fires = (rl(wrapper(_CONFIG + _GENERATION + _TAGS), "dpo", since_trl_1=True),)
-    silent = (rl(wrapper(_CONFIG + _GENERATION + _TAGS), "dpo", precompute_ref_log_probs=True),
+    silent = (rl(wrapper(FULL), "dpo", precompute_ref_log_probs=True),
               rl(wrapper(_CONFIG + _GENERATION + _TAGS), "reward"))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
