@@ -6,6 +6,11 @@ import neither torch nor transformers; ``trainer_compat.check`` (or any other na
 
 from __future__ import annotations
 
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"] and _sys.path and _sys.path[0] in ("", __import__("os").getcwd()):
+    del _sys.path[0]  # `python -m trainer_compat` from a user's folder: its typing.py or torch.py is not ours to import
+
 import importlib
 from typing import TYPE_CHECKING, Any
 

@@ -135,7 +135,7 @@ _SCHEMA: dict[str, tuple[type, ...]] = {
     "targets": (list,), "args": (str, dict), "trainer": (str,), "init-kwargs": (dict,), "select": (str, list),
     "ignore": (str, list), "probe": (bool,), "sample": (str,), "fail-on": (str,), "data": (str,),
     "collator": (str,), "world-size": (int,), "nnodes": (int,), "launcher": (str,), "per-target": (dict,),
-    "format": (str,), "transformers-version": (str,), "peft": (str, dict),
+    "format": (str,),  # transformers-version and peft: checked below, with their own messages
 }
 _TOML_TYPES = {str: "a string", list: "an array", dict: "a table", bool: "true or false", int: "an integer",
                float: "a number"}

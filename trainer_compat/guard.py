@@ -226,6 +226,9 @@ class TargetRun:
     def built(self) -> None:
         """Signal handlers and alarms the target installed are removed; the run's timer runs on."""
         self._handlers_back()
+        if _cwd() != self.state.cwd:  # paths in the report read against the run's cwd
+            with contextlib.suppress(OSError):
+                os.chdir(self.state.cwd)
         self.phase = "checking"
         self.arm()
 

@@ -1,0 +1,1 @@
+answer = input("token? ")  # EOF under trainer-compat: never a hang
