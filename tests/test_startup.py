@@ -71,3 +71,22 @@ def test_the_plugin_imports_nothing_heavy_in_an_unrelated_suite(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:]
     assert "1 passed" in done.stdout
     assert not _imported(done.stderr) & set(HEAVY)
+
+
+def test_static_check_of_the_seed_example_imports_neither_torch_nor_transformers():
+    root = Path(__file__).resolve().parent.parent
+    done = _importtime("-m", "trainer_compat", "check", "--static",
+                       "examples/higgs_audio_wrapper.py:HiggsAudioModelWrapper", "--args", "examples/train_args.json",
+                       cwd=root)
+    assert done.returncode == 1, done.stdout + done.stderr[-2000:]  # the seed example is not compatible
+    assert "TC001" in done.stdout and "TC101" in done.stdout  # the verdict is the full one, class-level
+    imported = _imported(done.stderr)
+    assert "trainer_compat" in imported
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+def test_rule_listing_and_docs_import_neither_torch_nor_transformers():
+    for command in (("rules",), ("rule", "TC301", "--no-run"), ("rules", "--format", "json")):
+        done = _importtime("-m", "trainer_compat", *command)
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+        assert not _imported(done.stderr) & set(HEAVY), command
