@@ -26,7 +26,6 @@ from typing import Any
 
 from trainer_compat.errors import UsageError
 
-VERIFY_TIMEOUT = 120.0
 _SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
@@ -114,7 +113,7 @@ print(json.dumps(found))
 
 
 def verify(new: dict[Path, bytes], specs: list[str], fields: Any, trainer: str,
-           timeout: float = VERIFY_TIMEOUT) -> dict[str, list[list[Any]]]:
+           timeout: float) -> dict[str, list[list[Any]]]:
     """Import and check every target with its file's fixed bytes in a fresh interpreter: the findings per target,
     or FixRefused (it fails, or takes longer than ``timeout`` seconds)."""
     with tempfile.TemporaryDirectory(prefix="trainer-compat-fix-") as folder:

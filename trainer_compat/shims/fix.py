@@ -18,12 +18,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer_compat.errors import TargetError, UsageError
-from trainer_compat.shims.commit import VERIFY_TIMEOUT, FixRefused, Interrupted, SourceFile
+
+if TYPE_CHECKING:  # shims/commit.py is imported when fix runs: the CLI's start stays light
+    from trainer_compat.shims.commit import SourceFile
 
 EXIT_OK, EXIT_CHANGES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+VERIFY_TIMEOUT = 120.0  # seconds the check of the fixed files may take (--verify-timeout)
 
 
 def _seconds(text: str) -> float:
@@ -103,7 +106,7 @@ def display_path(path: Path) -> str:
 
 def run_fix(options: argparse.Namespace) -> int:
     from trainer_compat.cli import _error, _init_kwargs, _quiet
-    from trainer_compat.shims.commit import interruptible
+    from trainer_compat.shims.commit import Interrupted, interruptible
 
     _quiet()
     written: list[bool] = []
