@@ -291,3 +291,25 @@ def test_a_compiled_model_is_patched_through_the_module_it_compiles():
 
 
 SEED_GC = {"gradient_checkpointing": True}
+
+
+def test_patched_forward_draws_no_tc101_and_keeps_what_trainer_read_of_its_kwargs(tmp_path):
+    """The pass-through forward names the inner forward's inputs without its **kwargs (issue #12: patch()'s own
+    shim drew TC101); Trainer still passes num_items_in_batch on exactly when it did before the patch."""
+    import inspect
+
+    from transformers import Trainer, TrainingArguments
+
+    def accepts_loss_kwargs(model) -> bool:
+        args = TrainingArguments(str(tmp_path), report_to="none", use_cpu=True)
+        return Trainer(model=model, args=args).model_accepts_loss_kwargs
+
+    model = KwargsForward()
+    before = accepts_loss_kwargs(KwargsForward())
+    assert "TC101" in trainer_compat.check(model).codes()
+    result = patch(model)
+    assert "forward" in result.applied and "TC101" not in result.after.codes()
+    assert "TC101" not in trainer_compat.check(model).codes()
+    params = inspect.signature(model.forward).parameters.values()
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    assert accepts_loss_kwargs(model) == before

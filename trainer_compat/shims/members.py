@@ -10,7 +10,7 @@ from typing import Any
 import torch.nn as nn
 
 from trainer_compat.shims.discover import resolve
-from trainer_compat.shims.plan import Plan, signature_of
+from trainer_compat.shims.plan import Plan, loss_kwargs_flag, published_params, signature_of
 
 _DEFAULTS = {"every_n_layers": 1, "offload": False}  # what an older inner method may be spared
 
@@ -131,6 +131,22 @@ def _lm_members(plan: Plan) -> dict[str, Any]:
                    get_output_embeddings=get_output_embeddings)
     if plan.main_input_name is not None:
         out["main_input_name"] = plan.main_input_name
+    out.update(_trl_members(plan, lm))
+    return out
+
+
+def _is_checkpointing(self) -> bool:
+    """Whether any module of the wrapper checkpoints (transformers' own definition, over the whole wrapper)."""
+    return any(bool(getattr(m, "gradient_checkpointing", False)) for m in self.modules())
+
+
+def _trl_members(plan: Plan, lm: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if plan.backbone:
+        out["base_model"] = property(lambda self: resolve(self, lm).base_model,
+                                     doc=f"`base_model` of self.{lm} (read only; trainer-compat shim)")
+    if plan.warnings_issued:
+        out["warnings_issued"] = _through(lm, "warnings_issued")
     return out
 
 
@@ -171,16 +187,19 @@ def _untied_state_dict(original: type) -> Any:
 
 
 def _forward(plan: Plan) -> dict[str, Any]:
+    """The pass-through forward: the inner forward's parameter names, without its ``**kwargs`` (unless
+    ``**loss_kwargs``: ``published_params``); ``accepts_loss_kwargs`` says what that ``**kwargs`` told Trainer."""
     out: dict[str, Any] = {}
     original = plan.original
     if plan.forward_params is not None:
         def forward(self, *args, **kwargs):
             return original.forward(self, *args, **kwargs)
-        forward.__signature__ = signature_of(plan.forward_params)  # what Trainer reads for columns and labels
+        forward.__signature__ = signature_of(published_params(plan))  # what Trainer reads for columns and labels
         forward.__wrapped__ = original.forward  # what the rules read: the user's own source
         out["forward"] = forward
-    if plan.accepts_loss_kwargs is not None:
-        out["accepts_loss_kwargs"] = plan.accepts_loss_kwargs
+    flag = loss_kwargs_flag(plan)
+    if flag is not None:
+        out["accepts_loss_kwargs"] = flag
     return out
 
 
@@ -215,6 +234,8 @@ def namespace(plan: Plan) -> dict[str, Any]:
     ns.update(_lm_members(plan))
     ns.update(_saving(plan))
     ns.update(_forward(plan))
+    if plan.checkpointing_state:
+        ns["is_gradient_checkpointing"] = property(_is_checkpointing, doc="trainer-compat shim")
     if plan.guard_getattr:
         ns["__getattr__"] = _guarded_getattr(plan.original)
     return ns

@@ -10,6 +10,7 @@ from typing import Any
 import torch.nn as nn
 
 from trainer_compat.shims.discover import Delegates, discover, is_peft, is_pretrained, resolve
+from trainer_compat.shims.trl_members import trl_members
 from trainer_compat.forward import unwrap_compiled
 from trainer_compat.subject import Provenance, Subject, parse_function
 
@@ -36,6 +37,9 @@ class Plan:
     prepare_inputs: bool = False  # prepare_inputs_for_generation (PEFT's CAUSAL_LM / SEQ_2_SEQ_LM adapters read it)
     device: bool = False  # a read-only `device` (PEFT's prompt-learning adapters read it first in get_peft_model)
     model_tags: bool = False  # add_model_tags (TRL's trainers call it unguarded from TRL 0.27)
+    backbone: bool = False  # base_model (TRL's fused LM head: SFT >= 1.15, DPO/GRPO 1.16 train through it)
+    checkpointing_state: bool = False  # is_gradient_checkpointing (DPO/GRPO on TRL 1.16 read it at every step)
+    warnings_issued: bool = False  # the inner model's dict (TRL releases after 0.12 wrote into it; 5.x has none)
     embeddings: bool = False
     tie_weights: tuple[str, ...] = ()
     no_split_modules: tuple[str, ...] | None = None
@@ -51,14 +55,15 @@ class Plan:
         """The members the patched class defines, in a stable order."""
         flags = (("config", self.config), ("generation_config", self.generation_config), ("generate", self.generate),
                  ("prepare_inputs_for_generation", self.prepare_inputs), ("device", self.device),
-                 ("add_model_tags", self.model_tags),
+                 ("add_model_tags", self.model_tags), ("base_model", self.backbone),
+                 ("is_gradient_checkpointing", self.checkpointing_state), ("warnings_issued", self.warnings_issued),
                  ("get_input_embeddings", self.embeddings), ("set_input_embeddings", self.embeddings),
                  ("get_output_embeddings", self.embeddings), ("tie_weights", bool(self.tie_weights)),
                  ("_no_split_modules", self.no_split_modules is not None),
                  ("_keys_to_ignore_on_save", self.keys_to_ignore),
                  ("main_input_name", self.main_input_name is not None),
                  ("forward", self.forward_params is not None),
-                 ("accepts_loss_kwargs", self.accepts_loss_kwargs is not None),
+                 ("accepts_loss_kwargs", loss_kwargs_flag(self) is not None),
                  ("state_dict", self.untie_state_dict), ("__getattr__", self.guard_getattr))
         return list(self.checkpointing) + [n for n, on in flags if on]
 
@@ -81,6 +86,9 @@ def restrict(plan: Plan, needed: set[str]) -> Plan:
         generate=plan.generate and "generate" in needed,
         prepare_inputs=plan.prepare_inputs and "prepare_inputs_for_generation" in needed,
         device=plan.device and "device" in needed, model_tags=plan.model_tags and "add_model_tags" in needed,
+        backbone=plan.backbone and "base_model" in needed,
+        checkpointing_state=plan.checkpointing_state and "is_gradient_checkpointing" in needed,
+        warnings_issued=plan.warnings_issued and "warnings_issued" in needed,
         embeddings=plan.embeddings and any(n in needed for n in _EMBEDDINGS),
         tie_weights=plan.tie_weights if "tie_weights" in needed else (),
         no_split_modules=plan.no_split_modules if "_no_split_modules" in needed else None,
@@ -100,7 +108,9 @@ class Notes:
     inside: str | None = None  # the module patched instead of the one given (a PeftModel's or compiled base)
 
 
-def make_plan(model: nn.Module, original: type, delegate_to: str | None = None) -> tuple[Plan, Notes]:
+def make_plan(model: nn.Module, original: type, delegate_to: str | None = None, trainer: str = "trainer"
+              ) -> tuple[Plan, Notes]:
+    """``trainer``: the trainer kind; TRL's kinds add what they read beyond Trainer (``trl_members``)."""
     notes = Notes()
     if is_pretrained(model) or is_peft(model):
         return Plan(original), notes
@@ -114,6 +124,7 @@ def make_plan(model: nn.Module, original: type, delegate_to: str | None = None) 
     fields: dict[str, Any] = {"guard_getattr": _getattr_recurses(subject)}
     fields.update(_checkpointing(subject, found, notes))
     fields.update(_lm_members(subject, model, found))
+    fields.update(trl_members(subject, model, found.lm, trainer))
     fields.update(_saving(subject, model, found, notes))
     fields.update(_forward(subject, model, found, notes))
     return Plan(original, **fields), notes
@@ -308,13 +319,32 @@ def _forward(subject: Subject, model: nn.Module, found: Delegates, notes: Notes)
     if view.var_keyword and not view.keyword_params and inner_path is not None:
         inner = resolve(model, inner_path)
         inner = inner.get_base_model() if is_peft(inner) else inner
-        out["forward_params"] = _pass_through(inspect.signature(inner.forward), [k for k, _ in kwargs_keys_read(type(model).forward)])
+        read = [k for k, _ in kwargs_keys_read(type(model).forward)]
+        out["forward_params"] = _pass_through(inspect.signature(inner.forward), read)
     passes = view.var_keyword is not None if out.get("forward_params") is None else any(
         kind == inspect.Parameter.VAR_KEYWORD for _, kind, _ in out["forward_params"])
     if passes and _state(subject, "accepts_loss_kwargs") == "missing" and uses_num_items_in_batch(
             type(model).forward, model) is False:
         out["accepts_loss_kwargs"] = False
     return out
+
+
+def published_params(plan: Plan) -> tuple[tuple[str, int, Any], ...]:
+    """The pass-through forward's parameters as its signature shows them: without the inner forward's
+    ``**kwargs`` (Trainer keeps columns by name; a ``**kwargs`` there draws TC101), except ``**loss_kwargs``,
+    which transformers 4.46 reads as "accepts num_items_in_batch"."""
+    return tuple(p for p in plan.forward_params or () if p[1] != inspect.Parameter.VAR_KEYWORD
+                 or p[0] == "loss_kwargs")
+
+
+def loss_kwargs_flag(plan: Plan) -> bool | None:
+    """The ``accepts_loss_kwargs`` the patched class declares: the plan's, else True where the published signature
+    dropped a ``**kwargs`` that passes num_items_in_batch on (what transformers >= 4.47 read from it), unless the
+    class declares its own."""
+    if plan.accepts_loss_kwargs is not None:
+        return plan.accepts_loss_kwargs
+    dropped = len(published_params(plan)) < len(plan.forward_params or ())
+    return True if dropped and not hasattr(plan.original, "accepts_loss_kwargs") else None
 
 
 def _pass_through(inner: inspect.Signature, extra: list[str]) -> tuple[tuple[str, int, Any], ...]:

@@ -74,12 +74,16 @@ def patch(model: nn.Module, args: Any = None, delegate_to: str | None = None, *,
     """Give ``model`` (this instance only) the shims it needs; re-check it, and say what is fixed and what is left.
 
     ``args``: TrainingArguments or a dict of its fields, for the checks before and after. ``delegate_to``: the
-    submodule path of the language model when several could serve. Idempotent; undone by ``unpatch``.
+    submodule path of the language model when several could serve. ``trainer``: a kind (``dpo``, ``grpo``, ...) or
+    a Trainer subclass; TRL's trainers get the members they read beyond Trainer's. Idempotent; undone by
+    ``unpatch``.
     """
     from trainer_compat.checker import check
+    from trainer_compat.trainer_class import resolve_trainer
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"patch() takes a torch.nn.Module instance, not {type(model).__name__}")
+    kind = resolve_trainer(trainer)[0]  # TRL's kinds read more of the model (shims/trl_members.py)
     inner, path = patch_target(model)
     if inner is not model:
         return _patch_inside(model, inner, path, args, delegate_to, trainer=trainer, probe=probe, sample=sample)
@@ -88,7 +92,7 @@ def patch(model: nn.Module, args: Any = None, delegate_to: str | None = None, *,
     model.__class__ = original  # decide on the original class, as if it had never been patched
     try:
         before = check(model, args=args, trainer=trainer)
-        plan, notes = make_plan(model, original, delegate_to)
+        plan, notes = make_plan(model, original, delegate_to, trainer=kind)
     except BaseException:
         if previous is not None:
             model.__class__ = patched_class(previous)
