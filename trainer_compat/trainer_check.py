@@ -2,15 +2,15 @@
 
 Its model against its arguments and trainer class (the same rules as ``check``), its data as the
 Trainer's own dataloader would deliver it (TC701-TC704), and, with ``probe=True``, the dry-run on one
-real example from that data. The trainer, its model and accelerate's shared state are restored; the RNG
-streams are put back, so the training run that follows sees exactly what it would have seen.
+real example from that data. The trainer, its model (Python state included), accelerate's shared state,
+torch's global flags and the environment are restored; the RNG streams are put back, so the training run
+that follows sees exactly what it would have seen.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -160,46 +160,20 @@ def _init_extras(trainer: Any) -> dict[str, Any]:
 
 # -- leaving no trace -------------------------------------------------------------------------------------
 
-def _rng_state() -> tuple[Any, ...]:
-    import numpy as np
-
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
-
-
-def _set_rng_state(state: tuple[Any, ...]) -> None:
-    import numpy as np
-
-    random.setstate(state[0])
-    np.random.set_state(state[1])
-    torch.set_rng_state(state[2])
-    if state[3] is not None:
-        torch.cuda.set_rng_state_all(state[3])
-
-
-def _shared_states() -> list[dict[str, Any]]:
-    try:
-        from accelerate.state import AcceleratorState, GradientState, PartialState
-    except ImportError:  # pragma: no cover - accelerate is a Trainer requirement
-        return []
-    return [cls._shared_state for cls in (PartialState, AcceleratorState, GradientState)]
-
-
 @contextmanager
 def preserved(trainer: Any) -> Iterator[None]:
-    """Put back the trainer's attributes, accelerate's shared state and every RNG stream afterwards."""
+    """Put back the trainer's attributes and the process around it afterwards: every RNG stream (CUDA's without
+    initialising it), accelerate's shared state, torch's global flags and the environment (probe/process.py)."""
+    from trainer_compat.probe.process import ProcessState
+
     attributes = dict(trainer.__dict__)
-    shared = [(state, dict(state)) for state in _shared_states()]
-    rng = _rng_state()
+    process = ProcessState.capture()
     try:
         yield
     finally:
         trainer.__dict__.clear()
         trainer.__dict__.update(attributes)
-        for state, saved in shared:
-            state.clear()
-            state.update(saved)
-        _set_rng_state(rng)
+        process.restore()
 
 
 # -- the data as the dataloader builds it -----------------------------------------------------------------

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from trainer_compat.probe.state import is_lazy, unique_parameters, walk
+
 
 def _in_backward() -> bool:
     return torch._C._current_graph_task_id() != -1
@@ -40,15 +42,26 @@ def observe(model: nn.Module) -> Iterator[StepObservations]:
     seen = StepObservations()
     handles: list[Any] = []
     try:
-        for name, module in model.named_modules():
+        for name, module in _unique(dict(walk(model))).items():  # named_modules() may be the user's, may raise
             handles.append(module.register_forward_pre_hook(_counter(seen, name)))
-        for name, param in model.named_parameters():
-            if param.requires_grad:
+        for name, param in unique_parameters(model).items():
+            if param.requires_grad and not is_lazy(param):  # a lazy one takes no hook before it materializes
                 handles.append(param.register_post_accumulate_grad_hook(_grad_recorder(seen, name)))
         yield seen
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _unique(named: dict[str, Any]) -> dict[str, Any]:
+    """The first name of each object, as named_modules() and named_parameters() give them."""
+    seen: set[int] = set()
+    out = {}
+    for name, value in named.items():
+        if id(value) not in seen:
+            seen.add(id(value))
+            out[name] = value
+    return out
 
 
 def _counter(seen: StepObservations, name: str) -> Any:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -25,10 +25,16 @@ from trainer_compat.features import Feature, TrainingSetup
 from trainer_compat.probe.batch import Inputs, complete_labels
 from trainer_compat.probe.observe import StepObservations, observe
 from trainer_compat.probe.saved import save_and_reload
-from trainer_compat.probe.state import ModelState
+from trainer_compat.probe.state import ModelState, parameters, unique_parameters
 from trainer_compat.subject import Subject
 
+if TYPE_CHECKING:
+    from trainer_compat.render.progress import PhaseProgress
+
 _SEED = 1234
+# What a person watching a slow dry-run is told (render/progress.py, TTY only).
+_SHOWN = {"Trainer()": "building the Trainer", "train": "training step", "reference step": "reference step",
+          "save_model": "checkpoint save and reload", "evaluate": "evaluate", "predict": "predict"}
 # Features the probe cannot exercise on one process: they are switched off and reported as skipped.
 _NOT_PROBED = {"fsdp": "", "deepspeed": None, "torch_compile": False}
 
@@ -65,6 +71,9 @@ class ProbeObservations:
     predicted: bool = False
     generated: bool = False
     leftovers: list[str] = field(default_factory=list)  # what the probe failed to restore (never expected)
+    unverified: list[str] = field(default_factory=list)  # what it could not snapshot or compare, hence not proven
+    outside: list[str] = field(default_factory=list)  # state outside the model the forward changed (not rolled back)
+    not_run: str | None = None  # why the dry-run did not run at all, although it had inputs
     skipped: list[str] = field(default_factory=list)
 
     def failure(self, phase: str) -> PhaseFailure | None:
@@ -83,23 +92,48 @@ def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs) -> ProbeObserv
     model = subject.instance
     if model is None or not inputs.available:
         return seen
-    snapshot = ModelState.capture(model)
-    devices = {n: p.device for n, p in model.named_parameters()}
+    try:
+        snapshot = ModelState.capture(model)
+    except Exception as exc:  # without a snapshot there is no promise to keep: do not touch the model
+        seen.not_run = f"the model's state could not be snapshotted ({type(exc).__name__}: {exc})"
+        return seen
+    from trainer_compat.render.progress import PhaseProgress  # after the snapshot: importing rich draws from random
+
+    progress = PhaseProgress(subject.target)
+    try:
+        _probe_and_restore(model, setup, inputs, seen, snapshot, progress)
+    finally:
+        progress.close()
+    return seen
+
+
+def _probe_and_restore(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: ProbeObservations,
+                       snapshot: ModelState, progress: PhaseProgress) -> None:
+    devices = {n: p.device for n, p in parameters(model).items()}
     workdir = Path(tempfile.mkdtemp(prefix="trainer-compat-probe-"))
     try:
         with _quiet():
             seen.inputs = inputs = complete_labels(model, inputs)
-            _run_phases(model, setup, inputs, seen, workdir)
+            _run_phases(model, setup, inputs, seen, workdir, progress)
     finally:
-        _move_back(model, devices)
-        snapshot.restore(model)
+        progress.phase("restoring the model")
+        try:
+            _move_back(model, devices)
+            snapshot.restore(model)
+        except Exception as exc:  # reported below, with whatever stayed different
+            seen.leftovers.append(f"restoring raised {type(exc).__name__}: {exc}")
         shutil.rmtree(workdir, ignore_errors=True)
-    seen.leftovers = snapshot.differences(model)
-    return seen
+    seen.leftovers += snapshot.differences(model)
+    seen.unverified = list(dict.fromkeys(snapshot.unverified))
+    seen.outside = snapshot.outside_differences()
 
 
 def _run_phases(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: ProbeObservations,
-                workdir: Path) -> None:
+                workdir: Path, progress: PhaseProgress) -> None:
+    def _phase(seen: ProbeObservations, phase: str, action: Callable[[], Any]) -> Any:
+        progress.phase(_SHOWN.get(phase, phase))
+        return _run_phase(seen, phase, action)
+
     trainer = _phase(seen, "Trainer()", lambda: _build_trainer(model, setup, inputs, seen, workdir))
     if trainer is None:
         return
@@ -121,7 +155,7 @@ def _run_phases(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: Pr
         seen.generated = seen.predicted and setup.has(Feature.PREDICT_WITH_GENERATE)
 
 
-def _phase(seen: ProbeObservations, phase: str, action: Callable[[], Any]) -> Any:
+def _run_phase(seen: ProbeObservations, phase: str, action: Callable[[], Any]) -> Any:
     try:
         return action()
     except Exception as exc:
@@ -235,7 +269,7 @@ def _reference_step(trainer: Any, model: nn.Module, inputs: Inputs) -> tuple[flo
     if not inputs.has_labels and not _own_loss(trainer):
         return None
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))  # one micro-batch, as trained
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = [p for p in unique_parameters(model).values() if p.requires_grad]
     for param in trainable:
         param.grad = None
     with _seeded_forward(model):
@@ -256,7 +290,7 @@ def _own_loss(trainer: Any) -> bool:
 
 
 def _move_back(model: nn.Module, devices: dict[str, torch.device]) -> None:
-    moved = {n: p.device for n, p in model.named_parameters() if devices.get(n) not in (None, p.device)}
+    moved = {n: p.device for n, p in parameters(model).items() if devices.get(n) not in (None, p.device)}
     if moved and len(set(devices.values())) == 1:
         model.to(next(iter(devices.values())))
 

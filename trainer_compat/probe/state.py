@@ -1,13 +1,22 @@
-"""Leave no trace: snapshot everything a probe may touch, restore it, and prove it is bitwise back."""
+"""Leave no trace: snapshot everything a probe may touch, restore it, and prove it is back.
+
+The model (its tensors bitwise, gradients, ``requires_grad``, structure, class, hooks, and the Python state in
+every module's ``__dict__``: lists, dicts, configs, generation configs) and the process (every RNG stream,
+torch's global flags, the environment, accelerate's shared state). Modules are walked through ``_modules``
+and tensors read from ``_parameters``/``_buffers`` directly, so a user's override of ``named_parameters`` or
+``named_modules`` (or one that raises) cannot hide or break anything here.
+"""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn as nn
+
+from trainer_compat.probe import pystate
+from trainer_compat.probe.process import ProcessState, bitwise_equal, rng_state, set_rng_state
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
                "_state_dict_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks",
@@ -16,170 +25,226 @@ _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_back
 _STRUCTURE = ("_parameters", "_buffers", "_modules", *_HOOK_DICTS)
 
 
-def _attributes(module: nn.Module) -> dict[str, Any]:
-    """A module's own attributes (flags, a wrapped forward, accelerate hooks), structure excluded."""
-    return {k: v for k, v in module.__dict__.items() if k not in _STRUCTURE}
+def walk(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every (name, module), duplicates included, read from ``_modules`` (no user method is called)."""
+    out: list[tuple[str, nn.Module]] = []
+    stack: list[tuple[str, nn.Module, tuple[int, ...]]] = [("", model, ())]
+    while stack:
+        name, module, ancestors = stack.pop()
+        out.append((name, module))
+        children = vars(module).get("_modules") or {}
+        for child_name, child in reversed(list(children.items())):
+            if isinstance(child, nn.Module) and id(child) not in ancestors:
+                stack.append((f"{name}.{child_name}" if name else child_name, child, (*ancestors, id(module))))
+    return out
+
+
+def named_tensors(model: nn.Module, slot: str) -> dict[str, torch.Tensor]:
+    """``slot`` is "_parameters" or "_buffers": every tensor by its path, duplicates included."""
+    out: dict[str, torch.Tensor] = {}
+    for name, module in walk(model):
+        for key, tensor in (vars(module).get(slot) or {}).items():
+            if tensor is not None:
+                out[f"{name}.{key}" if name else key] = tensor
+    return out
+
+
+def parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    return named_tensors(model, "_parameters")  # type: ignore[return-value]
+
+
+def unique_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Each parameter once, under its first name: what ``named_parameters()`` yields, without calling it."""
+    seen: set[int] = set()
+    out = {}
+    for name, param in parameters(model).items():
+        if id(param) not in seen:
+            seen.add(id(param))
+            out[name] = param
+    return out
+
+
+def is_lazy(tensor: Any) -> bool:
+    return isinstance(tensor, (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer))
+
+
+@dataclass
+class _ModuleRecord:
+    module: nn.Module
+    cls: type
+    structure: dict[str, tuple[Any, dict[str, Any]]]  # slot -> (the dict object, its items as they were)
+    attributes: dict[str, pystate.Node]
 
 
 @dataclass
 class ModelState:
-    """Everything about a model that training can change, copied to host memory."""
+    """Everything about a model, and the process around it, that a training step can change."""
 
-    tensors: dict[str, torch.Tensor]
+    modules: dict[str, _ModuleRecord]
+    tensors: dict[str, torch.Tensor | None]  # None: not copied (uninitialized, or a tensor that refuses)
     grads: dict[str, torch.Tensor | None]
     requires_grad: dict[str, bool]
-    attributes: dict[str, dict[str, Any]]
-    hooks: dict[str, dict[str, dict[int, Any]]]
-    config: dict[str, Any] | None
-    rng: dict[str, Any] = field(default_factory=dict)
+    process: ProcessState = field(default_factory=ProcessState.capture)
+    classes: dict[type, dict[str, pystate.Node]] = field(default_factory=dict)  # user classes' data attributes
+    unverified: list[str] = field(default_factory=list)  # what could not be snapshotted, hence not proven
 
     @classmethod
     def capture(cls, model: nn.Module) -> ModelState:
-        named = dict(model.named_modules(remove_duplicate=False))
-        return cls(
-            tensors={k: v.detach().clone() for k, v in _tensors(model).items()},
-            grads={k: None if p.grad is None else p.grad.detach().clone()
-                   for k, p in model.named_parameters(remove_duplicate=False)},
-            requires_grad={k: p.requires_grad for k, p in model.named_parameters(remove_duplicate=False)},
-            attributes={k: _attributes(m) for k, m in named.items()},
-            hooks={k: {h: dict(getattr(m, h)) for h in _HOOK_DICTS if hasattr(m, h)} for k, m in named.items()},
-            config=_config_state(model),
-            rng=_rng_state(),
-        )
+        budget = pystate.Budget()
+        modules = {name: _record(module, budget) for name, module in walk(model)}
+        params = parameters(model)
+        tensors = {**{f"param:{k}": v for k, v in params.items()},
+                   **{f"buffer:{k}": v for k, v in named_tensors(model, "_buffers").items()}}
+        state = cls(modules=modules, tensors={}, grads={},
+                    requires_grad={k: p.requires_grad for k, p in params.items()})
+        state.tensors = {k: state._copy(k, v) for k, v in tensors.items()}
+        state.grads = {k: None if p.grad is None else state._copy(f"grad of {k}", p.grad) for k, p in params.items()}
+        state.classes = {c: _class_data(c, budget) for c in dict.fromkeys(r.cls for r in modules.values())
+                         if _user_class(c)}
+        if budget.nodes <= 0:
+            state.unverified.append("Python attributes past the snapshot's size budget (compared by identity)")
+        return state
+
+    def _copy(self, key: str, tensor: torch.Tensor) -> torch.Tensor | None:
+        if is_lazy(tensor):
+            return None  # nothing to copy; the structure record puts the uninitialized parameter back
+        try:
+            return tensor.detach().clone()
+        except Exception as exc:
+            self.unverified.append(f"{key} ({type(tensor).__name__} cannot be copied: {type(exc).__name__})")
+            return None
 
     def restore(self, model: nn.Module) -> None:
-        named = dict(model.named_modules(remove_duplicate=False))
-        tensors = _tensors(model)
+        for record in self.modules.values():
+            _restore_module(record)
+        params = parameters(model)
+        live = {**{f"param:{k}": v for k, v in params.items()},
+                **{f"buffer:{k}": v for k, v in named_tensors(model, "_buffers").items()}}
         with torch.no_grad():
             for key, saved in self.tensors.items():
-                if key in tensors:
-                    tensors[key].copy_(saved)
-        for key, param in model.named_parameters(remove_duplicate=False):
-            param.requires_grad_(self.requires_grad.get(key, param.requires_grad))
+                if saved is not None and key in live and not is_lazy(live[key]):
+                    _put_back(live[key], saved)
+        for key, param in params.items():
+            if key in self.requires_grad and param.requires_grad != self.requires_grad[key]:
+                param.requires_grad_(self.requires_grad[key])
             saved_grad = self.grads.get(key)
             param.grad = None if saved_grad is None else saved_grad.clone()
-        for key, module in named.items():
-            saved_attributes = self.attributes.get(key, {})
-            for attr in [a for a in _attributes(module) if a not in saved_attributes]:
-                del module.__dict__[attr]
-            module.__dict__.update(saved_attributes)
-            for hook_name, saved_hooks in self.hooks.get(key, {}).items():
-                live = getattr(module, hook_name)
-                for hook_id in [i for i in live if i not in saved_hooks]:
-                    del live[hook_id]
-        _restore_config(model, self.config)
-        _restore_rng(self.rng)
+        self.process.restore()
 
     def differences(self, model: nn.Module) -> list[str]:
-        """What differs between this snapshot and the model now (empty: bitwise identical)."""
-        now = ModelState.capture(model)
-        diffs = []
+        """What differs between this snapshot and the model and process now (empty: as they were)."""
+        diffs = self._module_differences(model)
+        params = parameters(model)
+        live = {**{f"param:{k}": v for k, v in params.items()},
+                **{f"buffer:{k}": v for k, v in named_tensors(model, "_buffers").items()}}
+        diffs += [f"new tensor {k}" for k in live if k not in self.tensors]
         for key, saved in self.tensors.items():
-            current = now.tensors.get(key)
-            if current is None or not bitwise_equal(current, saved):
+            if key not in live:
+                diffs.append(f"tensor {key} removed")
+            elif saved is not None and not _equal(live[key], saved, key, self.unverified):
                 diffs.append(f"tensor {key}")
-        diffs.extend(f"new tensor {key}" for key in now.tensors if key not in self.tensors)
-        for key, saved_grad in self.grads.items():
-            current_grad = now.grads.get(key)
-            if (saved_grad is None) != (current_grad is None) or (
-                    saved_grad is not None and not bitwise_equal(saved_grad, current_grad)):
+        for key, param in params.items():
+            saved_grad = self.grads.get(key)
+            if (saved_grad is None) != (param.grad is None) or (
+                    saved_grad is not None and not _equal(param.grad, saved_grad, f"grad of {key}", self.unverified)):
                 diffs.append(f"grad of {key}")
-        for name in ("requires_grad", "config"):
-            if getattr(self, name) != getattr(now, name):
-                diffs.append(name)
-        for key, saved_attributes in self.attributes.items():
-            current = now.attributes.get(key, {})
-            changed = sorted(a for a in set(saved_attributes) | set(current)
-                             if a not in current or a not in saved_attributes
-                             or not _same(current[a], saved_attributes[a]))
-            diffs.extend(f"attribute {key or '<model>'}.{a}" for a in changed)
-        if {k: {h: list(d) for h, d in v.items()} for k, v in self.hooks.items()} != \
-                {k: {h: list(d) for h, d in v.items()} for k, v in now.hooks.items()}:
-            diffs.append("hooks")
-        if not _rng_equal(self.rng, now.rng):
-            diffs.append("RNG state")
+        if {k: p.requires_grad for k, p in params.items()} != self.requires_grad:
+            diffs.append("requires_grad")
+        return diffs + self.process.differences()
+
+    def outside_differences(self) -> list[str]:
+        """State outside the instance that the forward changed: class attributes shared by every instance and by
+        other code. Reported, not rolled back."""
+        diffs = []
+        for cls, saved in self.classes.items():
+            now = {k: v for k, v in vars(cls).items() if _is_data(k, v)}
+            diffs += [f"class attribute {cls.__qualname__}.{k} added" for k in now if k not in saved]
+            for key, node in saved.items():
+                shown = f"{cls.__qualname__}.{key}"
+                diffs += ([f"class attribute {shown} removed"] if key not in now else
+                          [f"class attribute {d}" for d in pystate.differences(node, now[key], shown)])
+        return diffs
+
+    def _module_differences(self, model: nn.Module) -> list[str]:
+        now = dict(walk(model))
+        diffs = [f"module {k or '<model>'} added" for k in now if k not in self.modules]
+        for name, record in self.modules.items():
+            shown = name or "<model>"
+            if now.get(name) is not record.module:
+                diffs.append(f"module {shown} replaced")
+                continue
+            diffs.extend(_record_differences(record, shown))
         return diffs
 
 
-def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
-    if a.dtype != b.dtype or a.shape != b.shape or a.device != b.device:
-        return False
-    if a.device.type == "meta" or a.numel() == 0:
-        return True
-    return torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
+def _record(module: nn.Module, budget: pystate.Budget) -> _ModuleRecord:
+    state = vars(module)
+    structure = {k: (state[k], dict(state[k])) for k in _STRUCTURE if isinstance(state.get(k), dict)}
+    attributes = {k: pystate.snapshot(v, budget) for k, v in state.items() if k not in _STRUCTURE}
+    return _ModuleRecord(module, type(module), structure, attributes)
 
 
-def _same(a: Any, b: Any) -> bool:
-    if a is b:
-        return True
+def _user_class(cls: type) -> bool:
+    root = (cls.__module__ or "").split(".")[0]
+    return root not in pystate._FOREIGN and root not in ("transformers", "trainer_compat")
+
+
+def _is_data(key: str, value: Any) -> bool:
+    return not (key.startswith("__") or callable(value) or isinstance(value, (property, classmethod, staticmethod)))
+
+
+def _class_data(cls: type, budget: pystate.Budget) -> dict[str, pystate.Node]:
+    return {k: pystate.snapshot(v, budget) for k, v in vars(cls).items() if _is_data(k, v)}
+
+
+def _restore_module(record: _ModuleRecord) -> None:
+    module, state = record.module, vars(record.module)
+    if type(module) is not record.cls:
+        module.__class__ = record.cls  # a lazy module becomes its materialized class on first forward
+    for slot, (holder, items) in record.structure.items():
+        holder.clear()
+        holder.update(items)
+        state[slot] = holder
+    for attr in [a for a in state if a not in _STRUCTURE and a not in record.attributes]:
+        del state[attr]
+    for attr, node in record.attributes.items():
+        try:
+            state[attr] = pystate.restore(node)
+        except Exception:  # noqa: S112 - what stays different is reported by differences()
+            state[attr] = node.value
+
+
+def _record_differences(record: _ModuleRecord, shown: str) -> list[str]:
+    module, state = record.module, vars(record.module)
+    diffs = [] if type(module) is record.cls else [f"class of {shown}"]
+    for slot, (holder, items) in record.structure.items():
+        live = state.get(slot)
+        if live is not holder or list(live) != list(items) or any(live[k] is not v for k, v in items.items()):
+            diffs.append(f"{slot.strip('_')} of {shown}")
+    extra = [a for a in state if a not in _STRUCTURE and a not in record.attributes]
+    diffs.extend(f"attribute {shown}.{a} added" for a in extra)
+    for attr, node in record.attributes.items():
+        if attr not in state:
+            diffs.append(f"attribute {shown}.{attr} removed")
+        else:
+            diffs.extend(f"attribute {d}" for d in pystate.differences(node, state[attr], f"{shown}.{attr}"))
+    return diffs
+
+
+def _put_back(live: torch.Tensor, saved: torch.Tensor) -> None:
     try:
-        return bool(a == b)
-    except Exception:  # tensors, arrays: identity was the question
-        return False
-
-
-def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
-    for key, param in model.named_parameters(remove_duplicate=False):
-        out[f"param:{key}"] = param
-    for key, buf in model.named_buffers(remove_duplicate=False):
-        if buf is not None:
-            out[f"buffer:{key}"] = buf
-    return out
-
-
-def _config_state(model: nn.Module) -> dict[str, Any] | None:
-    configs = {}
-    for name, module in model.named_modules():
-        config = module.__dict__.get("config")
-        if config is not None and hasattr(config, "__dict__"):
-            configs[name] = {k: v for k, v in vars(config).items()
-                             if isinstance(v, (bool, int, float, str, type(None)))}
-    return configs or None
-
-
-def _restore_config(model: nn.Module, saved: dict[str, Any] | None) -> None:
-    modules = dict(model.named_modules())  # not get_submodule: it probes a user's __getattr__ with hasattr
-    for name, values in (saved or {}).items():
-        config = modules[name].__dict__.get("config") if name in modules else None
-        if config is None:
-            continue
-        for key, value in values.items():
-            config.__dict__[key] = value
-        for key in [k for k, v in vars(config).items()
-                    if isinstance(v, (bool, int, float, str, type(None))) and k not in values]:
-            del config.__dict__[key]
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    try:
-        import numpy as np
-
-        state["numpy"] = np.random.get_state()
-    except ImportError:
+        live.copy_(saved)
+    except Exception:  # noqa: S110 - a tensor that refuses copy_ shows up in differences()
         pass
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
-def _restore_rng(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    torch.set_rng_state(state["torch"])
-    if "numpy" in state:
-        import numpy as np
-
-        np.random.set_state(state["numpy"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _equal(live: torch.Tensor, saved: torch.Tensor, key: str, unverified: list[str]) -> bool:
+    try:
+        return bitwise_equal(live, saved)
+    except Exception as exc:
+        unverified.append(f"{key} (cannot be compared: {type(exc).__name__})")
+        return True
 
 
-def _rng_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    if a.keys() != b.keys() or a["python"] != b["python"] or not torch.equal(a["torch"], b["torch"]):
-        return False
-    if "numpy" in a:
-        (ka, sa, pa, ha, ga), (kb, sb, pb, hb, gb) = a["numpy"], b["numpy"]
-        if ka != kb or not (sa == sb).all() or (pa, ha, ga) != (pb, hb, gb):
-            return False
-    return all(torch.equal(x, y) for x, y in zip(a.get("cuda", []), b.get("cuda", [])))
+__all__ = ["ModelState", "ProcessState", "bitwise_equal", "is_lazy", "named_tensors", "parameters", "rng_state",
+           "set_rng_state", "unique_parameters", "walk"]

@@ -200,7 +200,9 @@ class MissingGradients(Rule):
         model = ctx.subject.instance
         if step is None or model is None or ctx.probe.failure("train"):
             return
-        trainable = {n: n.rsplit(".", 1)[0] if "." in n else "" for n, p in model.named_parameters()
+        from trainer_compat.probe.state import unique_parameters
+
+        trainable = {n: n.rsplit(".", 1)[0] if "." in n else "" for n, p in unique_parameters(model).items()
                      if p.requires_grad}
         used = [n for n, owner in trainable.items() if owner in step.ran]
         without = sorted(n for n in used if n not in step.grad_norms)
@@ -324,7 +326,8 @@ class ReloadMismatch(Rule):
         if probe is None or probe.failure("save_model"):
             return
         declared = ctx.subject.member("_keys_to_ignore_on_save")
-        ignored = set(declared.value or []) if declared.present else set()
+        value = declared.value if declared.present else None  # a catch-all __getattr__ may hand back anything
+        ignored = {str(k) for k in value} if isinstance(value, (list, tuple, set, frozenset)) else set()
         missing = [k for k in probe.reload_missing if k not in ignored]
         if missing and probe.adapter_only:
             yield self.finding(
@@ -379,28 +382,50 @@ class ProbeLeftTrace(Rule):
     code = "TC608"
     name = "probe-left-trace"
     severity = Severity.ERROR
-    summary = "The probe could not restore the model bitwise (a bug in trainer-compat: please report it)."
-    explanation = ("After the dry-run the model must be bitwise identical: parameters, buffers, gradients, "
-                   "requires_grad, modes, checkpointing flags, hooks and RNG state. This rule reports what was "
-                   "not, so the promise is checked on every run rather than assumed.")
-    fires = (Example(EXPLICIT_WRAPPER.replace(
+    summary = "The dry-run left a trace: on the model (a bug in trainer-compat), or in state the forward shares."
+    explanation = (
+        "After the dry-run the model and the process must be as they were: parameters, buffers, gradients, "
+        "requires_grad, modes, checkpointing flags, hooks, the module structure, every module's Python attributes "
+        "(lists, dicts, config and generation_config, deeply), RNG streams, torch's global flags (deterministic "
+        "algorithms, cudnn, grad mode, default dtype), the environment and accelerate's state. What is not is an "
+        "error (please report it). State the forward changes outside the instance (a class attribute shared by "
+        "every instance) is not rolled back: a warning names it. What the probe could not snapshot or compare (a "
+        "tensor type that refuses) is listed as not proven (info). The promise is checked on every run.")
+    fires = (Example(EXPLICIT_WRAPPER.replace("class Model(nn.Module):", "class Model(nn.Module):\n    calls = 0")
+                     .replace(
         "    def forward(self, input_ids, attention_mask=None, labels=None):",
         "    def forward(self, input_ids, attention_mask=None, labels=None):\n"
-        "        if not hasattr(self, 'seen_batch'):  # state the probe cannot take back\n"
-        "            self.register_buffer('seen_batch', input_ids.detach().clone())"), probe=True),)
-    silent = (Example(EXPLICIT_WRAPPER, args=_CHECKPOINTING, probe=True),)
+        "        type(self).calls += 1  # shared by every instance: reported, not rolled back"), probe=True),)
+    silent = (Example(EXPLICIT_WRAPPER, args=_CHECKPOINTING, probe=True),
+              Example(EXPLICIT_WRAPPER.replace(
+                  "    def forward(self, input_ids, attention_mask=None, labels=None):",
+                  "    def forward(self, input_ids, attention_mask=None, labels=None):\n"
+                  "        self.seen = getattr(self, 'seen', []) + [input_ids.shape[0]]  # rolled back\n"
+                  "        self.config.history = [*getattr(self.config, 'history', []), 1]"), probe=True))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        if ctx.probe is not None and ctx.probe.leftovers:
-            yield self.finding(ctx, f"the probe left changes on the model: {', '.join(ctx.probe.leftovers[:8])}",
+        probe = ctx.probe
+        if probe is None:
+            return
+        if probe.leftovers:
+            yield self.finding(ctx, f"the probe left changes on the model: {', '.join(probe.leftovers[:8])}",
                                feature=Feature.TRAIN)
+        if probe.outside:
+            yield self.finding(
+                ctx, f"the dry-run's forward changed state outside the model, which the probe does not roll back: "
+                     f"{', '.join(probe.outside[:8])}", severity=Severity.WARNING, feature=Feature.TRAIN,
+                fix="keep per-run state on the instance (self.x), not on the class, or reset it after check()")
+        if probe.unverified:
+            yield self.finding(
+                ctx, f"the probe restored but could not compare: {', '.join(probe.unverified[:8])}",
+                severity=Severity.INFO, feature=Feature.TRAIN, fix="nothing to do; these were not proven unchanged")
 
 
 class ProbeSkipped(Rule):
     code = "TC600"
     name = "probe-skipped"
     severity = Severity.WARNING
-    summary = "The probe could not run: no instance, or no inputs it could build."
+    summary = "The probe could not run: no instance, no inputs it could build, or a model it could not snapshot."
     explanation = ("The probe builds one example from the forward signature, `main_input_name` and the config's "
                    "sizes. When it cannot (a forward that takes unnamed tensors, inputs of unknown shape), pass a "
                    "sample: `--sample file.pt|.json` or `sample=` in the API.")
@@ -408,6 +433,11 @@ class ProbeSkipped(Rule):
     silent = (Example(EXPLICIT_WRAPPER, probe=True),)
 
     def check(self, ctx: Context) -> Iterator[Finding]:
+        if ctx.probe is not None and ctx.probe.not_run:
+            yield self.finding(ctx, f"probe not run: {ctx.probe.not_run}", feature=Feature.TRAIN,
+                               fix="make the model's modules plain attributes the probe can copy, or check it "
+                                   "without --probe")
+            return
         if ctx.probe is None or ctx.probe.inputs.available:
             return
         yield self.finding(ctx, f"probe skipped: {ctx.probe.inputs.source}", feature=Feature.TRAIN,

@@ -34,10 +34,31 @@ def shared_tensor_groups(state_dict: dict[str, Any]) -> list[list[str]]:
     """Groups of state-dict keys whose tensors share storage (what safetensors refuses to save)."""
     groups: dict[tuple[str, int], list[str]] = defaultdict(list)
     for key, tensor in state_dict.items():
-        if not hasattr(tensor, "untyped_storage") or tensor.numel() == 0:
+        if kind_of_tensor(tensor) != "plain" or tensor.numel() == 0:
             continue
-        groups[(str(tensor.device), _storage_id(tensor))].append(key)
+        try:
+            groups[(str(tensor.device), _storage_id(tensor))].append(key)
+        except Exception:  # noqa: S112 - a tensor subclass without a storage shares none
+            continue
     return [sorted(keys) for keys in groups.values() if len(keys) > 1]
+
+
+def kind_of_tensor(tensor: Any) -> str:
+    """"plain", "lazy" (uninitialized), "sparse_coo"/... (a layout), a quantized dtype, or "other" (not a tensor
+    or a tensor that refuses to say), without touching data: odd tensors are reported, never crashed on."""
+    import torch
+    from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+
+    if isinstance(tensor, (UninitializedParameter, UninitializedBuffer)):
+        return "lazy"
+    if not isinstance(tensor, torch.Tensor):
+        return "other"
+    try:
+        if tensor.layout != torch.strided:
+            return str(tensor.layout).replace("torch.", "")
+        return str(tensor.dtype).replace("torch.", "") if tensor.is_quantized else "plain"
+    except Exception:
+        return "other"
 
 
 def _storage_id(tensor: Any) -> int:
@@ -47,7 +68,7 @@ def _storage_id(tensor: Any) -> int:
 
 
 def non_contiguous(state_dict: dict[str, Any]) -> list[str]:
-    return sorted(k for k, t in state_dict.items() if hasattr(t, "is_contiguous") and not t.is_contiguous())
+    return sorted(k for k, t in state_dict.items() if kind_of_tensor(t) == "plain" and not t.is_contiguous())
 
 
 def _saved_unwrapped(ctx: Context) -> bool:
@@ -103,6 +124,16 @@ class UnsafeStateDict(Rule):
         when = ("at the first checkpoint" if saves else
                 "when the model is saved (save_model(); save_strategy='no' writes no checkpoint during training)")
         site = resolve(_SAVE_SITE)
+        from collections.abc import Mapping
+
+        if not isinstance(state_dict, Mapping):
+            yield self.finding(
+                ctx, f"{subject.cls.__name__}.state_dict() returns a {type(state_dict).__name__}, not a mapping of "
+                     f"names to tensors: safetensors.torch.save_file raises ValueError {when}", severity=severity,
+                member="state_dict", feature=Feature.SAVE, call_site=site,
+                fix="return a dict of name -> tensor from state_dict()")
+            return
+        yield from self._odd_tensors(ctx, state_dict, severity, when, site)
         for group in shared_tensor_groups(state_dict):
             yield self.finding(
                 ctx, f"{subject.cls.__name__}'s state dict holds tensors that share memory: {', '.join(group)}; "
@@ -118,6 +149,29 @@ class UnsafeStateDict(Rule):
                      f"safetensors refuses to save them {when}",
                 severity=severity, member="state_dict", feature=Feature.SAVE, call_site=site,
                 fix="make the parameters contiguous (`.contiguous()`) before training")
+
+    def _odd_tensors(self, ctx: Context, state_dict: Any, severity: Severity, when: str,
+                     site: Any) -> Iterator[Finding]:
+        """What safetensors cannot take (sparse or quantized tensors), and what this rule cannot examine
+        (uninitialized tensors of lazy modules): each said in a finding, never crashed on."""
+        name = ctx.subject.cls.__name__
+        kinds = {str(k): kind_of_tensor(t) for k, t in state_dict.items()}
+        refused = {k: v for k, v in kinds.items() if v not in ("plain", "lazy", "other")}
+        if refused:
+            shown = ", ".join(f"{k} ({v})" for k, v in list(refused.items())[:5])
+            yield self.finding(
+                ctx, f"{name}'s state dict holds tensors safetensors cannot save: {shown}; "
+                     f"safetensors.torch.save_file raises {when}", severity=severity, member="state_dict",
+                feature=Feature.SAVE, call_site=site,
+                fix="store them dense and unquantized in the state dict (to_dense(), dequantize()), or keep them out "
+                    "of it (register_buffer(..., persistent=False)) and rebuild them on load")
+        lazy = [k for k, v in kinds.items() if v == "lazy"]
+        if lazy:
+            yield self.finding(
+                ctx, f"{name}'s state dict holds {len(lazy)} uninitialized (lazy) tensors ({', '.join(lazy[:4])}): "
+                     "TC301 cannot check them for shared memory until a forward materializes them; --probe saves "
+                     "them for real", severity=Severity.INFO, member="state_dict", feature=Feature.SAVE,
+                fix="run one forward before training (or use --probe) so the lazy modules are materialized")
 
 
 _RELOAD_SITE = Site(r"self\.model\.tie_weights\(\)")
