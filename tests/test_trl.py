@@ -15,9 +15,10 @@ import torch
 import trainer_compat
 from trainer_compat.cli import main
 from trainer_compat.versions import installed_transformers
+from trainer_compat.analysis import installed_trl, replaces_forward, sft_keeps_fixed_columns
+from trainer_compat.protocol import trl as boundaries
 from trainer_compat.rules import trl as rules
-from trainer_compat.rules.trl import (SftForwardBypassed, SftForwardUseCache, SftFusedLmHead, SftInitMembers,
-                                      installed_trl)
+from trainer_compat.rules.trl import SftForwardBypassed, SftForwardUseCache, SftFusedLmHead, SftInitMembers
 
 trl = pytest.importorskip("trl", reason="the TRL rules are tested against real trl")
 datasets = pytest.importorskip("datasets", reason="SFTTrainer takes a datasets.Dataset")
@@ -32,14 +33,14 @@ def _default_loss_type(args: dict) -> object:
 
 def _patched(args: dict) -> bool:
     """Whether this TRL's SFTTrainer replaces model.forward with its own LM head (1.15+; 1.7+ chunked_nll)."""
-    return rules.replaces_forward(installed_trl(), _default_loss_type(args))
+    return replaces_forward(installed_trl(), _default_loss_type(args))
 
 
 # rule: (whether the installed TRL has the hazard for the example's args, where SFTTrainer fails, the exception)
 EXPECTED = {
-    SftInitMembers: (lambda args: installed_trl() >= rules.TAGS_TRL, "init", AttributeError),
+    SftInitMembers: (lambda args: installed_trl() >= boundaries.TAGS_TRL, "init", AttributeError),
     SftFusedLmHead: (_patched, "init or step", AttributeError),  # the head is read in __init__ before TRL 1.15
-    SftForwardUseCache: (lambda args: installed_trl() >= rules.USE_CACHE_TRL, "step", TypeError),
+    SftForwardUseCache: (lambda args: installed_trl() >= boundaries.USE_CACHE_TRL, "step", TypeError),
     SftForwardBypassed: (_patched, "measured", None),
 }
 
@@ -125,7 +126,7 @@ def test_real_sft_fails_where_the_rule_fires(rule, example, tmp_path, monkeypatc
 def test_real_sft_trains_where_the_rule_is_silent(rule, example, tmp_path) -> None:
     assert not _fired(rule, example, tmp_path)
     if (example.args.get("label_smoothing_factor") and _patched(example.args)
-            and installed_trl() < rules.FUSED_HEAD_TRL):
+            and installed_trl() < boundaries.FUSED_HEAD_TRL):
         pytest.skip("TRL 1.7-1.14 with chunked_nll and label smoothing reads `outputs.num_valid_tokens` from the "
                     "unpatched forward: fails for every model (a TRL bug, not the wrapper's)")
     # a PreTrainedModel takes num_items_in_batch: its logged loss is not the plain mean, only finite
@@ -136,7 +137,7 @@ def test_checkpointing_is_on_by_default_from_trl_0_22(tmp_path) -> None:
     """SFTConfig's own default: Trainer's checkpointing protocol (TC001) applies without any --args."""
     code = rules.wrapper(rules._CONFIG + rules._GENERATION + rules._TAGS + rules._BACKBONE + rules._HEAD)
     example = rules.sft(code)
-    on = installed_trl() >= rules.USE_CACHE_TRL
+    on = installed_trl() >= boundaries.USE_CACHE_TRL
     assert _fired(type("TC001", (), {"code": "TC001"}), example, tmp_path) == on
     model = example.load(tmp_path)()
     if on:
@@ -155,7 +156,7 @@ def test_use_cache_reaches_an_unpatched_forward_at_every_step(args, tmp_path) ->
     """TRL 0.22+: unless TRL's own LM head replaced it, the forward gets use_cache=False at every step."""
     example = rules.sft(rules.wrapper(rules._FULL), **args)
     fired = _fired(SftForwardUseCache, example, tmp_path)
-    assert fired == (installed_trl() >= rules.USE_CACHE_TRL and not _patched(args))
+    assert fired == (installed_trl() >= boundaries.USE_CACHE_TRL and not _patched(args))
     model = example.load(tmp_path)()
     if fired:
         with pytest.raises(TypeError, match="use_cache"):
@@ -169,9 +170,9 @@ def test_cli_trainer_sft(tmp_path, capsys) -> None:
     path.write_text(rules.wrapper(), encoding="utf-8")
     code = main(["check", f"{path}:Model", "--trainer", "sft", "--no-isolate", "--format", "concise"])
     out = capsys.readouterr().out
-    expected = (installed_trl() >= rules.TAGS_TRL, _patched({}), _patched({}))
+    expected = (installed_trl() >= boundaries.TAGS_TRL, _patched({}), _patched({}))
     assert ("TC1101" in out, "TC1102" in out, "TC1103" in out) == expected, out
-    assert code == (1 if installed_trl() >= rules.USE_CACHE_TRL else 0)
+    assert code == (1 if installed_trl() >= boundaries.USE_CACHE_TRL else 0)
 
 
 def test_cli_probe_with_sft_is_a_usage_error(tmp_path, capsys) -> None:
@@ -213,7 +214,7 @@ def test_trainer_forward_rules_follow_what_sft_trainer_really_does(tmp_path) -> 
     args = {"gradient_accumulation_steps": 2}
     codes = {f.rule for f in trainer_compat.check(Model, args=args, trainer="sft").findings}
     ctx = Context(subject=Subject.of(Model()), setup=build_setup(args, "sft"), version=installed_transformers())
-    assert ("TC101" in codes) == (not rules.sft_keeps_fixed_columns(ctx))
+    assert ("TC101" in codes) == (not sft_keeps_fixed_columns(ctx))
     assert ("TC103" not in codes) or not rules.sft_computes_the_loss(ctx)
     if "TC101" in codes:
         with pytest.raises(ValueError, match="No columns in the dataset match"):
@@ -228,7 +229,7 @@ def test_patch_gives_a_wrapper_what_sft_trainer_init_reads(tmp_path) -> None:
     from trainer_compat.shims import patch, unpatch
 
     example = SftInitMembers.fires[0]
-    if installed_transformers() not in example.versions or installed_trl() < rules.TAGS_TRL:
+    if installed_transformers() not in example.versions or installed_trl() < boundaries.TAGS_TRL:
         pytest.skip("this TRL reads none of them unguarded")
     model = example.load(tmp_path)()
     assert "TC1101" in {f.rule for f in trainer_compat.check(model, trainer="sft").findings}

@@ -13,7 +13,7 @@ import warnings
 import pytest
 
 import trainer_compat
-from trainer_compat.rules.trl import installed_trl
+from trainer_compat.analysis import installed_trl
 from trainer_compat.rules.trl_rl import DpoReferenceReloaded, RewardNumLabels, TrlInitMembers
 from trainer_compat.rules.trl_rl_step import RlFusedLmHead, RlStepMembers
 from trainer_compat.trainer_class import TRL_KINDS

@@ -8,8 +8,13 @@ imported), and the checks that need no instance stay as light as ``ruff``.
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 # The packages whose classes are library code, not the user's (their members are "inherited from" them).
 LIBRARY_PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "deepspeed")
@@ -79,3 +84,105 @@ def inner_pretrained(model: Any) -> list[tuple[str, Any]]:
         return []
     found = [(n, m) for n, m in model.named_modules() if n and is_pretrained(m)]
     return [(n, m) for n, m in found if not any(n.startswith(o + ".") for o, _ in found if o != n)]
+
+
+def can_checkpoint(module: Any) -> bool:
+    """A PreTrainedModel's own checkpointing succeeds: it declares support and some module carries the flag."""
+    if not getattr(module, "supports_gradient_checkpointing", False):
+        return False
+    return any(hasattr(m, "gradient_checkpointing") for m in module.modules())
+
+
+CHECKPOINTING_METHODS = ("gradient_checkpointing_enable", "activation_checkpointing_enable")
+_NON_REENTRANT = re.compile(r"""["']use_reentrant["']\s*:\s*False|use_reentrant\s*=\s*False|"""
+                            r"""setdefault\(\s*["']use_reentrant["']\s*,\s*False""")
+
+
+def uses_reentrant(ctx: Any, default: bool) -> bool:
+    """Whether checkpointing will be reentrant: the arguments' explicit use_reentrant, else False where the
+    model's own checkpointing method defaults to non-reentrant (trainer-compat's shims, patched or written by
+    `fix`, do), else the release's default."""
+    from trainer_compat.features import checkpointing_kwargs
+
+    explicit = checkpointing_kwargs(ctx.setup.args).get("use_reentrant")
+    if explicit is not None:
+        return bool(explicit)
+    for name in CHECKPOINTING_METHODS:
+        info = ctx.subject.member(name)
+        if info.provenance.value in ("defined", "inherited") and _defaults_non_reentrant(info.value):
+            return False
+    return default
+
+
+def _defaults_non_reentrant(method: Any) -> bool:
+    function = getattr(method, "__func__", method)
+    try:
+        source = inspect.getsource(function)
+    except (TypeError, OSError):
+        return False
+    return bool(_NON_REENTRANT.search(source))
+
+
+def installed_trl() -> Version | None:
+    import importlib.util
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    if importlib.util.find_spec("trl") is None:
+        return None
+
+    try:
+        return Version(Version(version("trl")).base_version)
+    except PackageNotFoundError:
+        return None
+
+
+def trl_since(ctx: Any, release: Version) -> Version | None:
+    """The installed TRL when the check is for SFTTrainer and that TRL has the behaviour, else None."""
+    if ctx.setup.trainer != "sft":
+        return None
+    trl = installed_trl()
+    return trl if trl is not None and trl >= release else None
+
+
+def replaces_forward(trl: Version | None, loss_type: object) -> bool:
+    """Whether SFTTrainer of this TRL release patches model.forward with its own LM head for this loss_type."""
+    from trainer_compat.protocol.trl import CHUNKED_TRL, FUSED_HEAD_TRL
+
+    return trl is not None and (trl >= FUSED_HEAD_TRL or (trl >= CHUNKED_TRL and loss_type == "chunked_nll"))
+
+
+def sft_head_patched(ctx: Any) -> Version | None:
+    from trainer_compat.protocol.trl import CHUNKED_TRL
+
+    trl = trl_since(ctx, CHUNKED_TRL)
+    return trl if replaces_forward(trl, getattr(ctx.setup.args, "loss_type", None)) else None
+
+
+def sft_keeps_fixed_columns(ctx: Any) -> bool:
+    """SFTTrainer keeps its own column list (input_ids, labels, seq_lengths, ...) whatever the forward declares."""
+    if ctx.setup.trainer != "sft" or installed_trl() is None:
+        return False
+    from trl import SFTTrainer
+
+    return "_set_signature_columns_if_needed" in vars(SFTTrainer)
+
+
+def sft_computes_the_loss(ctx: Any) -> bool:
+    """SFTTrainer replaces model.forward with its own LM head and loss, normalised by num_items_in_batch."""
+    return sft_head_patched(ctx) is not None
+
+
+def backbone_attr(ctx: Any) -> str:
+    """TRL reads `base_model`; before transformers 5, `model` for a model whose text config is a sub-config."""
+    config = ctx.subject.member("config").value if ctx.subject.member("config").present else None
+    get_text = getattr(config, "get_text_config", None)
+    from packaging.version import Version
+
+    if ctx.version < Version("5.0.0") and callable(get_text):
+        try:
+            return "base_model" if get_text() is config else "model"
+        except Exception:
+            return "base_model"
+    return "base_model"

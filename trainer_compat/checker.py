@@ -9,7 +9,7 @@ from trainer_compat import analysis
 from trainer_compat.errors import TargetError, UsageError
 from trainer_compat.features import TrainingSetup, build_setup
 from trainer_compat.meta import LoadsWeights, is_on_meta, on_meta
-from trainer_compat.findings import Finding
+from trainer_compat.findings import Finding, Severity
 from trainer_compat.report import MemberRow, Report
 from trainer_compat.rules import ALL_RULES, Context
 from trainer_compat.subject import Subject
@@ -214,7 +214,8 @@ def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: 
             ctx.skip("probe", skipped)
     findings: list[Finding] = []
     for rule in ALL_RULES:
-        findings.extend(rule().check(ctx))
+        if version in rule.versions:  # the releases on which the hazard exists at all
+            findings.extend(_run_rule(rule(), ctx))
     findings.sort(key=lambda f: (-f.severity.rank, f.rule))
     return Report(
         target=subject.target,
@@ -227,6 +228,28 @@ def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: 
         skipped=list(ctx.skipped),
         location=subject.location,
     )
+
+
+def _run_rule(rule: Any, ctx: Context) -> list[Finding]:
+    """One rule's findings; a rule that crashes (a bug here, or a model it cannot handle) yields a finding that
+    names it, and the other rules still run."""
+    try:
+        return list(rule.check(ctx))
+    except Exception as exc:
+        where = _raised_at(exc)
+        return [Finding(rule=rule.code, name=rule.name, severity=Severity.WARNING,
+                        transformers_version=str(ctx.version), location=ctx.subject.location,
+                        message=f"{rule.code} ({rule.name}) could not check {ctx.subject.cls.__name__}: it raised "
+                                f"{type(exc).__name__}: {str(exc)[:300]}{where}; this check did not run",
+                        fix="rerun with --debug and report it at trainer-compat's issue tracker (a bug in "
+                            f"trainer-compat), or --ignore {rule.code} until it is fixed")]
+
+
+def _raised_at(exc: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" at {frames[-1].filename.rsplit('/', 2)[-1]}:{frames[-1].lineno}" if frames else ""
 
 
 def _dry_run(subject: Subject, setup: TrainingSetup, sample: Any) -> Any:

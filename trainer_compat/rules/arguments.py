@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.versions import VersionRange
 
 NEW_NAMES = "5.23.0"  # activation_checkpointing*: gradient_checkpointing* become deprecated aliases

@@ -4,47 +4,20 @@ from __future__ import annotations
 
 import ast
 import inspect
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from trainer_compat import analysis
-from trainer_compat.features import Feature, checkpointing_kwargs
+from trainer_compat.example_models import EXPLICIT_WRAPPER, SWALLOWING_SHIM
+from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
-from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.forward import submodule_called
-from trainer_compat.rules.forward import EXPLICIT_WRAPPER
+from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance, parse_function, source_location
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
-CHECKPOINTING_METHODS = ("gradient_checkpointing_enable", "activation_checkpointing_enable")
-_NON_REENTRANT = re.compile(r"""["']use_reentrant["']\s*:\s*False|use_reentrant\s*=\s*False|"""
-                            r"""setdefault\(\s*["']use_reentrant["']\s*,\s*False""")
-
-
-def uses_reentrant(ctx: Any, default: bool) -> bool:
-    """Whether checkpointing will be reentrant: the arguments' explicit use_reentrant, else False where the
-    model's own checkpointing method defaults to non-reentrant (trainer-compat's shims, patched or written by
-    `fix`, do), else the release's default."""
-    explicit = checkpointing_kwargs(ctx.setup.args).get("use_reentrant")
-    if explicit is not None:
-        return bool(explicit)
-    for name in CHECKPOINTING_METHODS:
-        info = ctx.subject.member(name)
-        if info.provenance in (Provenance.DEFINED, Provenance.INHERITED) and _defaults_non_reentrant(info.value):
-            return False
-    return default
-
-
-def _defaults_non_reentrant(method: Any) -> bool:
-    function = getattr(method, "__func__", method)
-    try:
-        source = inspect.getsource(function)
-    except (TypeError, OSError):
-        return False
-    return bool(_NON_REENTRANT.search(source))
 _CATCH_ALL = (None, "Exception", "BaseException")
 _FLAG_LIBRARIES = ("transformers", "peft", "trl")
 
@@ -55,17 +28,6 @@ _DELEGATING = EXPLICIT_WRAPPER.replace(
     "    def activation_checkpointing_enable(self, *args, **kwargs):\n"
     "        return self.model.activation_checkpointing_enable(*args, **kwargs)\n\n"
     "    def forward")
-SWALLOWING_SHIM = '''
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):
-        try:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
-            print("Gradient checkpointing enabled")
-        except Exception as exc:
-            print(f"Could not enable gradient checkpointing: {exc}")
-            self.model.config.use_cache = False
-            print("Gradient checkpointing enabled via config (cache disabled)")
-
-'''
 _SWALLOWING = EXPLICIT_WRAPPER.replace("    def forward", SWALLOWING_SHIM + "    def forward")
 _NOTHING_INSIDE = """
 import torch.nn as nn
@@ -83,13 +45,6 @@ class Model(nn.Module):
         loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten())
         return {"loss": loss, "logits": logits}
 """
-
-
-def can_checkpoint(module: nn.Module) -> bool:
-    """A PreTrainedModel's own checkpointing succeeds: it declares support and some module carries the flag."""
-    if not getattr(module, "supports_gradient_checkpointing", False):
-        return False
-    return any(hasattr(m, "gradient_checkpointing") for m in module.modules())
 
 
 def carries_flag(module: nn.Module) -> bool:
@@ -175,9 +130,9 @@ class CheckpointingNotCarried(Rule):
         if ctx.subject.is_pretrained:
             yield from self._pretrained(ctx, model)
             return
-        if not any(ctx.subject.member(m).present for m in CHECKPOINTING_METHODS):
+        if not any(ctx.subject.member(m).present for m in analysis.CHECKPOINTING_METHODS):
             return  # TC001 reports the missing method
-        carriers = [n for n, m in ctx.subject.pretrained_submodules() if can_checkpoint(m)]
+        carriers = [n for n, m in ctx.subject.pretrained_submodules() if analysis.can_checkpoint(m)]
         flagged = [n for n, m in [("", model), *ctx.subject.submodules()] if carries_flag(m)]
         if not carriers and not flagged:
             yield self.finding(
@@ -191,7 +146,7 @@ class CheckpointingNotCarried(Rule):
         yield from self._partial(ctx, model, carriers)
 
     def _pretrained(self, ctx: Context, model: nn.Module) -> Iterator[Finding]:
-        if can_checkpoint(model):
+        if analysis.can_checkpoint(model):
             yield from self._partial(ctx, model, [""])
             return
         why = ("does not declare supports_gradient_checkpointing" if not getattr(
@@ -274,7 +229,7 @@ class CheckpointingShimMayFake(Rule):
     silent = (Example(_DELEGATING, args={"gradient_checkpointing": True}),)
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for name in CHECKPOINTING_METHODS:
+        for name in analysis.CHECKPOINTING_METHODS:
             info = ctx.subject.member(name)
             if info.provenance not in (Provenance.DEFINED, Provenance.INHERITED) or _library_owned(info.owner):
                 continue
@@ -341,7 +296,7 @@ def _latent_swallow(node: ast.AST, instance: nn.Module | None) -> str | None:
 
 def _takes_call(target: nn.Module, call: ast.Call) -> bool:
     assert isinstance(call.func, ast.Attribute)
-    if not analysis.is_pretrained(target) or not can_checkpoint(target):
+    if not analysis.is_pretrained(target) or not analysis.can_checkpoint(target):
         return False
     method = getattr(target, call.func.attr, None)
     if method is None:

@@ -7,13 +7,13 @@ from typing import Any
 
 from packaging.version import Version
 
+from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.data import USE_CACHE_ASSIGNMENT
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 
 _USE_CACHE_SITE = Site(r"self\.model\.config\.use_cache = ")
 _DEEPSPEED_SITE = Site(r"hasattr\(model\.config, \"hidden_size\"\)|model\.config\.hidden_size",

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.subject import display_path
 
 if TYPE_CHECKING:

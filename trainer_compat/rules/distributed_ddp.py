@@ -12,13 +12,13 @@ from typing import Any
 
 from packaging.version import Version
 
+from trainer_compat.analysis import CHECKPOINTING_METHODS, uses_reentrant
+from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature, checkpointing_kwargs
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.model import Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS, uses_reentrant
-from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.versions import VersionRange
 
 NON_REENTRANT_DEFAULT = "5.0.0"  # PreTrainedModel.gradient_checkpointing_enable: use_reentrant=True before

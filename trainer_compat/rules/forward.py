@@ -7,6 +7,17 @@ from collections.abc import Iterator
 from packaging.version import Version
 
 from trainer_compat import analysis
+from trainer_compat.example_models import (
+    DROPPING_WRAPPER,
+    EXPLICIT_WRAPPER,
+    KWARGS_WRAPPER,
+    NORMALISING_WRAPPER,
+    T5_LOSS_KWARGS,
+    T5_MODEL,
+)
+from trainer_compat.example_models import (
+    WRAPPER_HEAD as _HEAD,
+)
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.forward import (
@@ -25,36 +36,6 @@ from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import source_location
 from trainer_compat.versions import VersionRange
-
-_HEAD = """
-import torch.nn as nn
-from trainer_compat.testing import tiny_causal_lm
-
-class Model(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = tiny_causal_lm(tie=False)
-"""
-KWARGS_WRAPPER = _HEAD + """
-    def forward(self, **kwargs):
-        return self.model(**kwargs)
-"""
-EXPLICIT_WRAPPER = _HEAD + """
-    def forward(self, input_ids, attention_mask=None, labels=None):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-"""
-DROPPING_WRAPPER = _HEAD + """
-    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-"""
-T5_MODEL = "from trainer_compat.testing import tiny_seq2seq\nModel = tiny_seq2seq\n"
-T5_LOSS_KWARGS = "5.0.0"  # T5ForConditionalGeneration.forward takes **kwargs (its loss ignores num_items_in_batch)
-NORMALISING_WRAPPER = _HEAD + """
-    def forward(self, input_ids, attention_mask=None, labels=None, **loss_kwargs):
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-        loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")
-        return {"loss": loss / loss_kwargs.get("num_items_in_batch", labels.numel()), "logits": logits}
-"""
 
 _BATCH_NAMES = ("batch", "inputs", "data", "sample", "features", "example")
 _COLUMNS_SITE = Site(r"signature = inspect\.signature\(model_to_inspect\.forward\)")
@@ -126,12 +107,10 @@ class ColumnsDropped(Rule):
               Example(KWARGS_READER, args={"remove_unused_columns": False}))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        from trainer_compat.rules.trl import sft_keeps_fixed_columns
-
         view = ForwardView.of(ctx.subject)
         if view.bound is None or ctx.subject.is_pretrained or analysis.is_pretrained(inspected_module(ctx.subject)):
             return
-        if sft_keeps_fixed_columns(ctx):
+        if analysis.sft_keeps_fixed_columns(ctx):
             return  # SFTTrainer keeps its own column list, not the forward's
         named = view.keyword_params
         cls = type(inspected_module(ctx.subject)).__name__ if ctx.subject.instance is not None \
@@ -281,9 +260,7 @@ class LossKwargsIgnored(Rule):
               Example(NORMALISING_WRAPPER, args={"gradient_accumulation_steps": 2}))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        from trainer_compat.rules.trl import sft_computes_the_loss
-
-        if not ctx.has(Feature.GRAD_ACCUM) or sft_computes_the_loss(ctx):
+        if not ctx.has(Feature.GRAD_ACCUM) or analysis.sft_computes_the_loss(ctx):
             return  # SFTTrainer's own head normalises by num_items_in_batch
         decision = loss_kwargs_decision(ctx.subject, ctx.version)
         steps = ctx.setup.gradient_accumulation_steps

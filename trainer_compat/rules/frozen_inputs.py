@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
+from trainer_compat.analysis import CHECKPOINTING_METHODS, uses_reentrant
+from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.rules import peft as peft_rules
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.checkpointing import CHECKPOINTING_METHODS, uses_reentrant
-from trainer_compat.rules.forward import EXPLICIT_WRAPPER
 from trainer_compat.versions import VersionRange
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.forward import unwrap_compiled
 from trainer_compat.protocol.data import SAVE_UNWRAPS_COMPILE
-from trainer_compat.rules.forward import EXPLICIT_WRAPPER
+from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.subject import Subject
 from trainer_compat.versions import VersionRange
 

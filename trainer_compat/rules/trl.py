@@ -22,70 +22,25 @@ TRL 0.12-0.21 (the releases that support transformers 4.46) need none of this: a
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 from collections.abc import Iterator
 
 from packaging.version import Version
 
+from trainer_compat import analysis
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.sites import library_site
+from trainer_compat.protocol.trl import (
+    FUSED_HEAD_TRL,
+    GENERATION_CONFIG_TRL,
+    TAGS_TRL,
+    TEXT_CONFIG_TRL,
+    TRL_LINES,
+    USE_CACHE_TRL,
+)
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
-from trainer_compat.versions import VersionRange
-
-USE_CACHE_TRL = Version("0.22")
-TAGS_TRL = Version("0.27")
-TEXT_CONFIG_TRL = Version("1.8")
-GENERATION_CONFIG_TRL = Version("1.13")
-CHUNKED_TRL = Version("1.4")  # loss_type="chunked_nll" (the default from 1.7)
-FUSED_HEAD_TRL = Version("1.15")
-# Every TRL release with these hazards (>= 0.22) requires transformers >= 4.55.
-TRL_LINES = VersionRange(since="4.55")
-
-
-def installed_trl() -> Version | None:
-    if importlib.util.find_spec("trl") is None:
-        return None
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return Version(Version(version("trl")).base_version)
-    except PackageNotFoundError:
-        return None
-
-
-def _since(ctx: Context, release: Version) -> Version | None:
-    """The installed TRL when the check is for SFTTrainer and that TRL has the behaviour, else None."""
-    if ctx.setup.trainer != "sft":
-        return None
-    trl = installed_trl()
-    return trl if trl is not None and trl >= release else None
-
-
-def replaces_forward(trl: Version | None, loss_type: object) -> bool:
-    """Whether SFTTrainer of this TRL release patches model.forward with its own LM head for this loss_type."""
-    return trl is not None and (trl >= FUSED_HEAD_TRL or (trl >= CHUNKED_TRL and loss_type == "chunked_nll"))
-
-
-def _head_patched(ctx: Context) -> Version | None:
-    trl = _since(ctx, CHUNKED_TRL)
-    return trl if replaces_forward(trl, getattr(ctx.setup.args, "loss_type", None)) else None
-
-
-def sft_keeps_fixed_columns(ctx: Context) -> bool:
-    """SFTTrainer keeps its own column list (input_ids, labels, seq_lengths, ...) whatever the forward declares."""
-    if ctx.setup.trainer != "sft" or installed_trl() is None:
-        return False
-    from trl import SFTTrainer
-
-    return "_set_signature_columns_if_needed" in vars(SFTTrainer)
-
-
-def sft_computes_the_loss(ctx: Context) -> bool:
-    """SFTTrainer replaces model.forward with its own LM head and loss, normalised by num_items_in_batch."""
-    return _head_patched(ctx) is not None
 
 
 def _patch_site() -> Location | None:
@@ -157,13 +112,13 @@ class SftInitMembers(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         cls = ctx.subject.cls.__name__
-        trl = _since(ctx, TEXT_CONFIG_TRL) or _head_patched(ctx)
+        trl = analysis.trl_since(ctx, TEXT_CONFIG_TRL) or analysis.sft_head_patched(ctx)
         if trl is not None:
             yield from self._config(ctx, trl)
-        needed = [("generation_config", _since(ctx, GENERATION_CONFIG_TRL), r"model\.generation_config\.pad_token_id",
+        needed = [("generation_config", analysis.trl_since(ctx, GENERATION_CONFIG_TRL), r"model\.generation_config\.pad_token_id",
                    "SFTTrainer() sets its pad_token_id when no data_collator is passed",
                    "`@property def generation_config(self): return self.model.generation_config`"),
-                  ("add_model_tags", _since(ctx, TAGS_TRL), r"self\.model\.add_model_tags\(",
+                  ("add_model_tags", analysis.trl_since(ctx, TAGS_TRL), r"self\.model\.add_model_tags\(",
                    "SFTTrainer() calls it at the end of __init__",
                    "`def add_model_tags(self, tags): self.model.add_model_tags(tags)`")]
         for member, since, pattern, when, fix in needed:
@@ -192,18 +147,6 @@ class SftInitMembers(Rule):
                                "return self.model.config`")
 
 
-def _backbone_attr(ctx: Context) -> str:
-    """TRL reads `base_model`; before transformers 5, `model` for a model whose text config is a sub-config."""
-    config = ctx.subject.member("config").value if ctx.subject.member("config").present else None
-    get_text = getattr(config, "get_text_config", None)
-    if ctx.version < Version("5.0.0") and callable(get_text):
-        try:
-            return "base_model" if get_text() is config else "model"
-        except Exception:
-            return "base_model"
-    return "base_model"
-
-
 class SftFusedLmHead(Rule):
     code = "TC1102"
     name = "sft-fused-lm-head"
@@ -223,13 +166,13 @@ class SftFusedLmHead(Rule):
     silent = (sft(wrapper(_FULL, kwargs=True)), sft(PLAIN_LM))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        trl = _head_patched(ctx)
+        trl = analysis.sft_head_patched(ctx)
         if trl is None:
             return
         if ctx.subject.is_peft:
             ctx.skip(self.code, "a PeftModel: TRL patches its base model, which this check does not follow")
             return
-        cls, attr = ctx.subject.cls.__name__, _backbone_attr(ctx)
+        cls, attr = ctx.subject.cls.__name__, analysis.backbone_attr(ctx)
         backbone_site = (trl_site("trl.trainer.utils", r"getattr\(self, backbone_attr\)\(")
                          or trl_site("trl.trainer.sft_trainer", r"backbone = self\.base_model"))
         problem = self._backbone(ctx, attr)
@@ -313,7 +256,7 @@ class SftForwardBypassed(Rule):
     silent = (sft(PLAIN_LM), Example(wrapper(_FULL, kwargs=True, aux=True), versions=TRL_LINES))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        trl = _head_patched(ctx)
+        trl = analysis.sft_head_patched(ctx)
         owner = _own_forward(ctx) if trl is not None and not ctx.subject.is_peft else None
         if owner is None:
             return
@@ -352,10 +295,10 @@ class SftForwardUseCache(Rule):
     silent = (sft(wrapper(_FULL, kwargs=True), label_smoothing_factor=0.1), sft(PLAIN_LM, label_smoothing_factor=0.1))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        trl = _since(ctx, USE_CACHE_TRL)
+        trl = analysis.trl_since(ctx, USE_CACHE_TRL)
         if trl is None or ctx.subject.is_peft or not _rejects(ctx, "use_cache"):
             return
-        if _head_patched(ctx):
+        if analysis.sft_head_patched(ctx):
             loss_type = getattr(ctx.setup.args, "loss_type", "nll")
             smoothing = ctx.has(Feature.LABEL_SMOOTHING) and (trl < FUSED_HEAD_TRL or loss_type == "nll")
             if not smoothing:

@@ -26,9 +26,10 @@ from collections.abc import Iterator
 from packaging.version import Version
 
 from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.analysis import installed_trl
 from trainer_compat.protocol.sites import library_site
+from trainer_compat.protocol.trl import TRL_LINES
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.trl import TRL_LINES, installed_trl
 from trainer_compat.subject import Provenance
 from trainer_compat.versions import ALWAYS, VersionRange
 

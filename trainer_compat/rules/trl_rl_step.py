@@ -28,7 +28,9 @@ from packaging.version import Version
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.sites import library_site
 from trainer_compat.rules.base import Context, Rule
-from trainer_compat.rules.trl import TRL_LINES, SftFusedLmHead, _backbone_attr
+from trainer_compat.analysis import backbone_attr as _backbone_attr
+from trainer_compat.protocol.trl import TRL_LINES
+from trainer_compat.rules.trl import SftFusedLmHead
 from trainer_compat.rules.trl_rl import (_BACKBONE, _GC_STATE, _GENERATE, _HEAD, FULL, INIT, MODULES, NAMES,
                                          PLAIN_LM, VERIFIED_NEW, _trl, rl, wrapper)
 from trainer_compat.subject import Provenance

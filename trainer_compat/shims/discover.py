@@ -56,12 +56,10 @@ def user_defines(module: nn.Module, name: str) -> bool:
 
 
 def can_checkpoint(module: nn.Module) -> bool:
-    from trainer_compat.rules.checkpointing import can_checkpoint as pretrained_can
-
     if is_peft(module):
-        return pretrained_can(module.get_base_model())
+        return analysis.can_checkpoint(module.get_base_model())
     if is_pretrained(module):
-        return pretrained_can(module)
+        return analysis.can_checkpoint(module)
     return user_defines(module, "gradient_checkpointing_enable")
 
 
