@@ -63,6 +63,18 @@ class CatchAll(Wrapper):
             return lambda *args, **kwargs: None
 
 
+class CatchAllCheckpointing(Wrapper):
+    """A no-op callable for every missing checkpointing name: Trainer() gets through, checkpointing stays off."""
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if "checkpointing" not in name:
+                raise
+            return lambda *args, **kwargs: None
+
+
 def _by_rule(report) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for f in report.findings:
@@ -110,3 +122,24 @@ def test_a_catch_all_getattr_with_checkpointing_is_settled_by_the_probe():
     # 5.x's Trainer() compares a no-op from model.tp_size with 1 (TC601); where it gets further, the probe proves
     # checkpointing silently off (TC604)
     assert {"TC601", "TC604"} & {f.rule for f in report.errors}
+    quieter = trainer_compat.check(CatchAllCheckpointing(), probe=True,
+                                   args={"gradient_checkpointing": True, "save_strategy": "no"})
+    (proof,) = [f for f in quieter.errors if f.rule == "TC604"]
+    assert "reached through the class's __getattr__, is a callable that does nothing" in proof.message
+
+
+def test_a_no_op_is_told_from_a_callable_that_does_something():
+    from trainer_compat.noop import does_nothing
+
+    class Shim:
+        def documented(self, *args, **kwargs):
+            """Enable checkpointing."""
+
+        def flips_a_flag(self, *args, **kwargs):
+            self.use_cache = False
+
+        def returns_text(self):
+            return "done"
+
+    assert all(does_nothing(f) for f in (lambda *a, **k: None, Shim().documented, Shim.documented))
+    assert not any(does_nothing(f) for f in (Shim().flips_a_flag, Shim().returns_text, print, lambda: 1, object()))

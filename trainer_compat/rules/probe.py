@@ -241,9 +241,15 @@ class CheckpointingIneffective(Rule):
             return
         if probe.step.recomputed:
             return
+        from trainer_compat.noop import describe_noop
+        from trainer_compat.subject import Provenance
+
+        info = ctx.subject.member("gradient_checkpointing_enable")
+        noop = describe_noop(info.name, info.value, info.provenance is Provenance.DELEGATED) if info.present else None
         yield self.finding(
             ctx, f"{ctx.subject.cls.__name__}: checkpointing was switched on and the checkpointing call returned, "
-                 "but no module re-ran its forward during backward: training keeps every activation",
+                 "but no module re-ran its forward during backward: training keeps every activation"
+                 + (f" ({noop})" if noop else ""),
             member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
             fix="delegate checkpointing to a model that implements it, and let its errors propagate")
 
@@ -390,7 +396,7 @@ class ProbeLeftTrace(Rule):
         "error (please report it). State the forward changes outside the instance (a class attribute shared by "
         "every instance) is not rolled back: a warning names it. What the probe could not snapshot or compare (a "
         "tensor type that refuses) is listed as not proven (info). The promise is checked on every run.")
-    fires = (Example(EXPLICIT_WRAPPER.replace("class Model(nn.Module):", "class Model(nn.Module):\n    calls = 0")
+    fires = (Example(EXPLICIT_WRAPPER.replace("class Model(nn.Module):", "class Model(nn.Module):\n    calls = 0\n")
                      .replace(
         "    def forward(self, input_ids, attention_mask=None, labels=None):",
         "    def forward(self, input_ids, attention_mask=None, labels=None):\n"
@@ -400,7 +406,7 @@ class ProbeLeftTrace(Rule):
                   "    def forward(self, input_ids, attention_mask=None, labels=None):",
                   "    def forward(self, input_ids, attention_mask=None, labels=None):\n"
                   "        self.seen = getattr(self, 'seen', []) + [input_ids.shape[0]]  # rolled back\n"
-                  "        self.config.history = [*getattr(self.config, 'history', []), 1]"), probe=True))
+                  "        self.model.config.history = [*getattr(self.model.config, 'history', []), 1]"), probe=True))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         probe = ctx.probe

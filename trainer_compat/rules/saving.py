@@ -85,15 +85,16 @@ class UnsafeStateDict(Rule):
     code = "TC301"
     name = "unsafe-state-dict"
     severity = Severity.ERROR
-    summary = "A non-PreTrainedModel whose state dict safetensors refuses: tied or non-contiguous tensors."
+    summary = "A non-PreTrainedModel whose state dict safetensors refuses: tied, non-contiguous, sparse or quantized."
     explanation = (
         "Trainer calls `save_pretrained` only on `PreTrainedModel` / `PeftModel` instances; any other module "
         "is saved as `safetensors.torch.save_file(model.state_dict(), ...)`. A wrapper around a model with "
         "tied weights (lm_head tied to the input embeddings) holds two keys over one storage, and safetensors "
         "raises `Some tensors share memory` at the first checkpoint, hours into training. A `torch.compile`d "
         "PreTrainedModel is saved the same way before " + SAVE_UNWRAPS_COMPILE + " (from then on Trainer unwraps "
-        "it and calls `save_pretrained`). 4.x can fall back to `save_safetensors=False`; 5.x always uses "
-        "safetensors."
+        "it and calls `save_pretrained`). Sparse and quantized tensors, and a `state_dict()` that returns no mapping, "
+        "are refused too. Uninitialized parameters of lazy modules are listed as not checked (info). 4.x can fall "
+        "back to `save_safetensors=False`; 5.x always uses safetensors."
     )
     fires = (Example(_TIED, args={"save_strategy": "steps", "save_steps": 1}),
              Example(_COMPILED, args={"save_strategy": "steps", "save_steps": 1},
@@ -123,7 +124,7 @@ class UnsafeStateDict(Rule):
         severity = Severity.ERROR if saves else Severity.WARNING
         when = ("at the first checkpoint" if saves else
                 "when the model is saved (save_model(); save_strategy='no' writes no checkpoint during training)")
-        site = resolve(_SAVE_SITE)
+        site = ctx.site(_SAVE_SITE)
         from collections.abc import Mapping
 
         if not isinstance(state_dict, Mapping):
@@ -201,7 +202,7 @@ class ReloadWithoutTieWeights(Rule):
         keys = ctx.subject.member("_keys_to_ignore_on_save")
         if not keys.present or not keys.value or ctx.subject.member("tie_weights").present:
             return
-        site = resolve(_RELOAD_SITE)
+        site = ctx.site(_RELOAD_SITE)
         yield self.finding(
             ctx, f"{ctx.subject.cls.__name__} declares _keys_to_ignore_on_save = {list(keys.value)!r} but has no "
                  f"tie_weights(); Trainer calls model.tie_weights(){' at ' + str(site) if site else ''} when it "
