@@ -21,9 +21,12 @@ def per_run() -> Iterator[None]:
     """Within one run, a module several targets come from is imported once (the guard takes user modules out
     of ``sys.modules`` after each target; this cache brings the target's own back). Dropped when the run ends."""
     global _RUN
+    from trainer_compat import source_cache
+
     saved, _RUN = _RUN, {}
     try:
-        yield
+        with source_cache.per_run():  # each file parsed once to place its classes
+            yield
     finally:
         _RUN = saved
 
