@@ -141,13 +141,13 @@ def test_rule_all_lists_every_code(capsys):
 
 
 @pytest.fixture
-def clean_env(monkeypatch):
-    """The command line hands the forecast version and the adapter config on in the environment, for one command:
-    nothing may be left there after it."""
-    monkeypatch.delenv("TRAINER_COMPAT_TRANSFORMERS_VERSION", raising=False)
-    monkeypatch.delenv("TRAINER_COMPAT_PEFT", raising=False)
+def clean_env():
+    """The forecast version and the adapter config reach the rules in the setup and the context: a command leaves
+    the environment as it found it."""
+    before = dict(os.environ)
     yield
-    assert "TRAINER_COMPAT_TRANSFORMERS_VERSION" not in os.environ and "TRAINER_COMPAT_PEFT" not in os.environ
+    assert {k: v for k, v in os.environ.items() if k.startswith("TRAINER_COMPAT")} == \
+        {k: v for k, v in before.items() if k.startswith("TRAINER_COMPAT")}
 
 
 def _pyproject(directory: Path, extra: str) -> None:

@@ -70,8 +70,7 @@ def test_recorded_lines_are_the_installed_source_lines() -> None:
     assert compared >= 3, f"protocol/lines.json knows too few sites of transformers {version}"
 
 
-def test_cli_forecast_names_the_version_and_its_lines(capsys, monkeypatch) -> None:
-    monkeypatch.setenv("TRAINER_COMPAT_TRANSFORMERS_VERSION", "")  # the CLI sets it: undone after
+def test_cli_forecast_names_the_version_and_its_lines(capsys) -> None:
     code = main(["check", "tests/zoo.py:ExplicitWrapper", "--no-isolate", "--transformers-version", "4.46.3",
                  "--args", '{"gradient_checkpointing": true}', "--format", "json"])
     report = json.loads(capsys.readouterr().out)

@@ -54,8 +54,7 @@ def test_a_lora_config_object_is_accepted(tmp_path) -> None:
     assert "TC1001" in {f.rule for f in report.findings}
 
 
-def test_cli_peft_flag(capsys, monkeypatch) -> None:
-    monkeypatch.setenv("TRAINER_COMPAT_PEFT", "")  # the CLI sets it: undone after
+def test_cli_peft_flag(capsys) -> None:
     code = main(["check", "tests/zoo.py:ExplicitWrapper", "--no-isolate", "--peft", '{"task_type": "CAUSAL_LM"}',
                  "--format", "concise"])
     out = capsys.readouterr().out

@@ -43,7 +43,7 @@ def test_the_package_root_is_lazy_and_complete():
         for name in trainer_compat.__all__:
             assert getattr(trainer_compat, name) is not None, name
         from trainer_compat import Report, check, patch
-        from trainer_compat.checker import check as real_check
+        from trainer_compat.api import check as real_check
         assert check is real_check and "torch" in sys.modules
         assert set(trainer_compat.__all__) <= set(dir(trainer_compat))
         try:

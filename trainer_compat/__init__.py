@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # type checkers and IDEs see the real names
-    from trainer_compat.checker import check
+    from trainer_compat.api import check
     from trainer_compat.errors import TargetError, UsageError
     from trainer_compat.features import Feature
     from trainer_compat.findings import Finding, Location, Severity
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # type checkers and IDEs see the real names
 
 # public name -> the module that defines it
 _LAZY = {
-    "check": "trainer_compat.checker",
+    "check": "trainer_compat.api",
     "TargetError": "trainer_compat.errors",
     "UsageError": "trainer_compat.errors",
     "Feature": "trainer_compat.features",

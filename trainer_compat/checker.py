@@ -1,4 +1,5 @@
-"""target -> model -> protocol for these features -> findings -> Report."""
+"""The core of the pipeline: subject -> context -> rules -> findings -> Report (``api.check`` and every entry
+point call it)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 
 from trainer_compat import analysis
 from trainer_compat.errors import TargetError, UsageError
-from trainer_compat.features import TrainingSetup, build_setup
-from trainer_compat.meta import LoadsWeights, is_on_meta, on_meta
+from trainer_compat.features import TrainingSetup
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.meta import LoadsWeights, is_on_meta, on_meta
 from trainer_compat.report import MemberRow, Report
 from trainer_compat.rules import ALL_RULES, Context
 from trainer_compat.subject import Subject
@@ -19,67 +20,6 @@ from trainer_compat.versions import installed_torch, installed_transformers
 _ALWAYS_SHOWN = ("forward", "config", "gradient_checkpointing_enable", "activation_checkpointing_enable",
                  "get_input_embeddings", "generate", "generation_config", "_no_split_modules",
                  "_keys_to_ignore_on_save", "accepts_loss_kwargs", "main_input_name")
-
-
-def check(
-    model_or_class: Any,
-    args: Any = None,
-    trainer: Any = "trainer",
-    *,
-    init_kwargs: dict[str, Any] | None = None,
-    target: str | None = None,
-    probe: bool = False,
-    sample: Any = None,
-    transformers_version: str | None = None,
-    peft: Any = None,
-    data: Any = None,
-    collator: Any = None,
-    launch: Any = None,
-) -> Report:
-    """Check a model (instance, class or zero-argument factory) against the installed Trainer's protocol.
-
-    ``args`` is a ``TrainingArguments`` or a dict of its fields (None: Trainer's defaults);
-    ``trainer`` is ``"trainer"``, ``"seq2seq"`` or ``"sft"`` (TRL's SFTTrainer, with ``args`` as SFTConfig
-    fields), or the user's Trainer subclass (a class or ``module:Name``): its ``compute_loss`` and
-    ``prediction_step`` are what the rules and the probe judge. ``probe=True`` adds the dry-run through that
-    real Trainer on a tiny batch, after which the model is bitwise as it was: the batch comes from ``data``
-    (a Dataset, a list of examples or a zero-argument callable returning one; collated by ``collator`` when
-    given), else ``sample`` (one example as a dict of tensors, or a .pt/.json path), else is synthesized from
-    what the model declares (a failure the invention could explain is reported as inconclusive, TC609). With
-    ``data`` the check takes the path of ``preflight``: the Trainer is built with that data, and its columns,
-    collator output and batch are checked too (TC701-TC704). Without the probe a class or factory is built
-    on the meta device (no weights allocated); an instance is checked as it is, never copied.
-    ``transformers_version``: the verdict for that release instead of the installed one (a forecast:
-    trainer_compat/forecast.py). ``peft``: the adapter config (a LoraConfig or a dict of its fields) the model
-    will get: adds the PEFT rules. ``# trainer-compat: ignore[CODE] reason`` comments on the class line apply,
-    as on the command line. ``launch``: how the run is launched (a ``features.Launch`` or a mapping of
-    ``world_size``, ``nnodes``, ``launcher``): a hazard that fails every multi-process run is an error when
-    ``world_size > 1``, a warning otherwise.
-    """
-    setup = build_setup(args, trainer, data=data, collator=collator, launch=launch)
-    subject = build_subject(model_or_class, target=target, init_kwargs=init_kwargs,
-                            meta=not probe and data is None)
-    from trainer_compat.rules.peft import peft_profile
-
-    with peft_profile(peft):
-        if data is not None:
-            report = _with_data(subject, setup, probe, transformers_version)
-        else:
-            report = check_subject(subject, setup, probe=probe, sample=sample,
-                                   transformers_version=transformers_version)
-    from trainer_compat.suppress import apply_suppressions
-
-    return apply_suppressions(report)
-
-
-def _with_data(subject: Subject, setup: TrainingSetup, probe: bool, version: str | None) -> Report:
-    from trainer_compat.trainer_check import data_report
-
-    if version is not None:
-        raise UsageError("--transformers-version forecasts from data; --data builds the installed Trainer: drop one")
-    if subject.instance is None:
-        raise UsageError(f"--data: {subject.target} was not built ({subject.not_built})")
-    return data_report(subject.instance, setup, probe, subject.target)
 
 
 def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None,
@@ -189,20 +129,19 @@ def _subject(model: Any, name: str, rebuild: Any) -> Subject:
 
 def check_subject(subject: Subject, setup: TrainingSetup, *, probe: bool = False, sample: Any = None,
                   transformers_version: str | None = None) -> Report:
-    from trainer_compat.forecast import forecasting, requested
+    from trainer_compat.forecast import requested
 
     forecast = requested(transformers_version)
     if forecast is not None and probe:
         raise UsageError("--transformers-version forecasts from data; --probe runs the installed Trainer: drop one")
-    with forecasting(forecast if forecast != installed_transformers() else None):
-        return _check_subject(subject, setup, probe, sample, forecast or installed_transformers())
+    return _check_subject(subject, setup, probe, sample, forecast or installed_transformers())
 
 
 def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: Any, version: Any) -> Report:
     if probe and subject.rebuild is not None:
         subject = subject.rebuild()
-    ctx = Context(subject=subject, setup=setup, version=version)
-    if version != installed_transformers():
+    ctx = Context(subject=subject, setup=setup, version=version, forecast=version != installed_transformers())
+    if ctx.forecast:
         from trainer_compat.forecast import note
 
         ctx.skip("forecast", note(version, installed_transformers()))
@@ -276,4 +215,4 @@ def _member_rows(ctx: Context) -> list[MemberRow]:
     return rows
 
 
-__all__ = ["check", "build_subject", "check_subject", "UsageError"]
+__all__ = ["build_subject", "check_subject"]

@@ -91,7 +91,8 @@ def _cli_overrides(options: argparse.Namespace) -> dict[str, Any]:
             "collator": options.collator, "world-size": options.world_size, "nnodes": options.nnodes,
             "launcher": options.launcher,
             "init-kwargs": _init_kwargs(options.init_kwargs), "probe": options.probe, "sample": options.sample,
-            "select": _codes(options.select), "ignore": _codes(options.ignore), "fail-on": options.fail_on}
+            "select": _codes(options.select), "ignore": _codes(options.ignore), "fail-on": options.fail_on,
+            "peft": options.peft, "transformers-version": options.transformers_version}
 
 
 def _run_check(options: argparse.Namespace) -> int:
@@ -99,40 +100,13 @@ def _run_check(options: argparse.Namespace) -> int:
     from trainer_compat.config import load_config
 
     config = load_config(options.config)
-    with _profile_env(options, config):
-        return _check_targets(options, config)
-
-
-@contextlib.contextmanager
-def _profile_env(options: argparse.Namespace, config: Any) -> Iterator[None]:
-    """The forecast version and the adapter config reach the rules (and isolated children) through the
-    environment, for the duration of one command."""
-    from trainer_compat.forecast import ENV, parse
-    from trainer_compat.rules.peft import ENV as PEFT_ENV, as_dict
-
-    values = {}
-    version = options.transformers_version or config.get("transformers-version")
-    if version:
-        values[ENV] = str(parse(str(version)))
-    peft = options.peft or config.peft()
-    if peft:
-        values[PEFT_ENV] = json.dumps(as_dict(peft))
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return _check_targets(options, config)
 
 
 def _check_targets(options: argparse.Namespace, config: Any) -> int:
     from trainer_compat.catalog import Selection
     from trainer_compat.config import settings_for
-    from trainer_compat.workflow import exit_code
+    from trainer_compat.verdict import exit_code
 
     Selection.of(_codes(options.select), _codes(options.ignore), where="--")  # bad codes before any import
     overrides = _cli_overrides(options)

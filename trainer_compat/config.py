@@ -58,6 +58,8 @@ class TargetSettings:
     data: str | None = None  # module:Name of the user's examples
     collator: str | None = None  # module:Name of the user's data collator
     launch: dict[str, Any] | None = None  # world_size, nnodes, launcher (features.Launch fields), if said
+    peft: dict[str, Any] | None = None  # the adapter config (LoraConfig fields) the model will get, if said
+    transformers_version: str | None = None  # the release the verdict is forecast for (None: the installed one)
 
 
 @dataclass(frozen=True)
@@ -271,7 +273,19 @@ def settings_for(target: str, config: Config, cli: dict[str, Any], *, from_confi
         data=specs["data"],
         collator=specs["collator"],
         launch=_launch(merged),
+        **_run_profile(config, cli),
     )
+
+
+def _run_profile(config: Config, cli: dict[str, Any]) -> dict[str, Any]:
+    """The forecast version and the adapter config of the whole run (command line over config): they reach the
+    rules in the setup and the context, and an isolated child in its request, never through the environment."""
+    from trainer_compat.features import peft_config
+    from trainer_compat.forecast import parse
+
+    version = cli.get("transformers-version") or config.get("transformers-version")
+    return {"transformers_version": str(parse(str(version))) if version else None,
+            "peft": peft_config(cli.get("peft") or config.peft())}
 
 
 _LAUNCH_KEYS = ("world-size", "nnodes", "launcher")

@@ -102,6 +102,7 @@ class TrainingSetup:
     collator: Any = None  # the user's data collator, if given
     trainer_kwargs: Mapping[str, Any] | None = None  # what else the user's Trainer subclass is built with
     launch: Launch | None = None  # how the run is launched, if said (None: unknown)
+    peft: Mapping[str, Any] | None = None  # the adapter config (LoraConfig fields) the model will get, if said
 
     def has(self, feature: Feature) -> bool:
         return feature in self.features
@@ -186,6 +187,16 @@ def _as_mapping(data: Any, where: str, of: str = "TrainingArguments fields") -> 
     return data
 
 
+def peft_config(config: Any) -> dict[str, Any] | None:
+    """A LoraConfig (any PeftConfig), a dict of its fields, a JSON object or a JSON file, as a dict."""
+    if config is None or isinstance(config, dict):
+        return config
+    if isinstance(config, str):
+        text = Path(config).read_text(encoding="utf-8") if Path(config).is_file() else config
+        return parse_json_object(text, "--peft", "LoraConfig fields")
+    return config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
+
+
 def parse_json_object(text: str, where: str, of: str) -> dict[str, Any]:
     """One JSON object from an option's text: ``where`` names the option in the one-line error."""
     return _as_mapping(_parse_json(text, where), where, of)
@@ -193,15 +204,17 @@ def parse_json_object(text: str, where: str, of: str) -> dict[str, Any]:
 
 def build_setup(args: Any = None, trainer: Any = "trainer", *, data: Any = None, collator: Any = None,
                 trainer_kwargs: Mapping[str, Any] | None = None, launch: Any = None,
-                static: bool = False) -> TrainingSetup:
+                static: bool = False, peft: Any = None) -> TrainingSetup:
     """Validate ``args`` (a TrainingArguments, a dict of its fields, or None) into a TrainingSetup.
 
     ``trainer``: a kind (``"trainer"``, ``"seq2seq"``, ``"sft"``, ``"dpo"``, ...), a Trainer subclass, or
     ``module:Name``. ``launch``: a ``Launch`` or a mapping of its fields (world_size, nnodes, launcher).
     ``static``: read the fields against the arguments class's source instead of constructing it (``--static``:
-    nothing imported).
+    nothing imported). ``peft``: the adapter config the model will get (a LoraConfig, a dict of its fields, a
+    JSON object or file), which adds the PEFT rules.
     """
     launch = Launch.of(launch)
+    peft = peft_config(peft)
     trainer, trainer_class = resolve_trainer(trainer)
     deepspeed_config = requested = None
     if args is None or isinstance(args, Mapping):
@@ -214,14 +227,14 @@ def build_setup(args: Any = None, trainer: Any = "trainer", *, data: Any = None,
             args = static_arguments(fields, trainer)
             return TrainingSetup(args=args, trainer=trainer, features=_features(args, deepspeed_config),
                                  deepspeed_config=deepspeed_config, requested=requested,
-                                 trainer_class=trainer_class, launch=launch)
+                                 trainer_class=trainer_class, launch=launch, peft=peft)
         with environment_kept():  # 4.x TrainingArguments exports its FSDP settings (ACCELERATE_USE_FSDP=true)
             args = _construct(fields, trainer)
     else:
         deepspeed_config = _deepspeed_dict(getattr(args, "deepspeed", None))
     return TrainingSetup(args=args, trainer=trainer, features=_features(args, deepspeed_config),
                          deepspeed_config=deepspeed_config, requested=requested, trainer_class=trainer_class,
-                         data=data, collator=collator, trainer_kwargs=trainer_kwargs, launch=launch)
+                         data=data, collator=collator, trainer_kwargs=trainer_kwargs, launch=launch, peft=peft)
 
 
 @contextlib.contextmanager

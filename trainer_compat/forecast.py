@@ -8,11 +8,7 @@ site that file does not know is reported as "line unknown".
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import json
-import os
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,10 +18,8 @@ from packaging.version import InvalidVersion, Version
 from trainer_compat.errors import UsageError
 from trainer_compat.findings import Location
 
-ENV = "TRAINER_COMPAT_TRANSFORMERS_VERSION"  # how the command line hands the version to isolated children
 OLDEST = Version("4.46.0")
 LINES = Path(__file__).resolve().parent / "protocol" / "lines.json"
-_ACTIVE: contextvars.ContextVar[Version | None] = contextvars.ContextVar("tc_forecast", default=None)
 
 
 def parse(text: str) -> Version:
@@ -39,23 +33,8 @@ def parse(text: str) -> Version:
 
 
 def requested(explicit: str | None = None) -> Version | None:
-    """The version asked for (argument, else the environment), or None for the installed one."""
-    text = explicit or os.environ.get(ENV)
-    return parse(text) if text else None
-
-
-def active() -> Version | None:
-    """The forecast version while a forecast check runs (None: checking the installed release)."""
-    return _ACTIVE.get()
-
-
-@contextlib.contextmanager
-def forecasting(version: Version | None) -> Iterator[None]:
-    token = _ACTIVE.set(version)
-    try:
-        yield
-    finally:
-        _ACTIVE.reset(token)
+    """The version asked for, or None for the installed one."""
+    return parse(explicit) if explicit else None
 
 
 def module_file(module: str) -> str | None:

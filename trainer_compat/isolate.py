@@ -65,7 +65,8 @@ def run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = None
 
 
 def _run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = None) -> list[Report]:
-    from trainer_compat.workflow import check_target, finalize, guarded
+    from trainer_compat.verdict import finalize
+    from trainer_compat.workflow import check_target, guarded
 
     def each(check: Any) -> list[Report]:
         reports = []
@@ -91,7 +92,7 @@ def _run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = Non
         return each(lambda s: check_target(s, limits.timeout_s))
     requests = [{"spec": s.spec, "target": s.target, "args": s.args, "trainer": s.trainer, "data": s.data,
                  "collator": s.collator, "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample,
-                 "launch": s.launch}
+                 "launch": s.launch, "peft": s.peft, "transformers_version": s.transformers_version}
                 for s in settings]
     return [finalize(r, s.selection) for r, s in zip(check_isolated(requests, limits, progress), settings)]
 
@@ -111,9 +112,10 @@ def _static(settings: Any, check_static: Any, setup: Any) -> Report:
         if trainer is None:
             unread.append(f"--trainer {settings.trainer}")
             trainer = "trainer"
-    chosen = setup(settings.args, trainer, launch=settings.launch, static=True) if isinstance(trainer, str) else \
-        build_setup(settings.args, trainer, launch=settings.launch)
-    report = check_static(settings.spec, chosen, target=settings.target)
+    chosen = setup(settings.args, trainer, launch=settings.launch, static=True, peft=settings.peft) \
+        if isinstance(trainer, str) else build_setup(settings.args, trainer, launch=settings.launch, peft=settings.peft)
+    report = check_static(settings.spec, chosen, target=settings.target,
+                          transformers_version=settings.transformers_version)
     if not unread:
         return report
     note = f"static: {', '.join(unread)} not read (--static runs no code)"

@@ -68,7 +68,7 @@ def main() -> None:
         for index, request in enumerate(payload["requests"]):
             try:
                 setup = _setup(request.get("args"), request.get("trainer") or "trainer", request.get("data"),
-                               request.get("collator"), request.get("launch"))
+                               request.get("collator"), request.get("launch"), peft=request.get("peft"))
             except UsageError as exc:
                 _send(out, {"usage": str(exc)})
                 return
@@ -92,7 +92,8 @@ def _check_one(request: dict[str, Any], setup: Any, timeout_s: float | None = No
     spec = request["spec"]
     target = request.get("target") or spec
     settings = _Request(spec=spec, target=target, init_kwargs=request.get("init_kwargs"),
-                        probe=bool(request.get("probe")), sample=request.get("sample"))
+                        probe=bool(request.get("probe")), sample=request.get("sample"),
+                        transformers_version=request.get("transformers_version"))
     try:
         report = guarded(target, timeout_s, lambda run: _build_and_check(settings, setup, run), setup)
         return {"report": report.to_dict()}
@@ -111,6 +112,7 @@ class _Request:
     init_kwargs: dict[str, Any] | None
     probe: bool
     sample: str | None
+    transformers_version: str | None = None
 
 
 def _classify_error(exc: UsageError) -> dict[str, Any]:

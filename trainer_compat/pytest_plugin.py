@@ -31,9 +31,10 @@ def assert_compatible(model: Any, args: Any = None, trainer: str = "trainer", *,
                       sample: Any = None, fail_on: str = "error", select: Sequence[str] | None = None,
                       ignore: Sequence[str] | None = None, init_kwargs: dict[str, Any] | None = None) -> Report:
     """Check ``model`` (instance, class or factory); raise AssertionError with the report when it fails."""
+    from trainer_compat.api import check
     from trainer_compat.catalog import Selection
-    from trainer_compat.checker import check
-    from trainer_compat.workflow import fails, select as select_findings
+    from trainer_compat.verdict import fails
+    from trainer_compat.verdict import select as select_findings
 
     report = check(model, args=args, trainer=trainer, probe=probe, sample=sample, init_kwargs=init_kwargs)
     report = select_findings(report, Selection.of(select, ignore))
@@ -46,7 +47,7 @@ class Checker:
     """What the ``trainer_compat`` fixture gives a test."""
 
     def check(self, model: Any, args: Any = None, trainer: str = "trainer", **kwargs: Any) -> Report:
-        from trainer_compat.checker import check
+        from trainer_compat.api import check
 
         return check(model, args=args, trainer=trainer, **kwargs)
 
@@ -92,7 +93,8 @@ class TargetItem(pytest.Item):
         self.add_marker("trainer_compat")
 
     def runtest(self) -> None:
-        from trainer_compat.workflow import check_target, fails
+        from trainer_compat.verdict import fails
+        from trainer_compat.workflow import check_target
 
         report = check_target(self.settings)
         self.user_properties.append(("trainer_compat", report.verdict()))

@@ -36,12 +36,13 @@ _TRUSTED = ("torch", "transformers", "peft")
 _NOT_BUILT = "--static: nothing was imported or run (the state dict, submodules and member values are unknown)"
 
 
-def check_static(spec: str, setup: TrainingSetup, target: str | None = None) -> Report:
+def check_static(spec: str, setup: TrainingSetup, target: str | None = None,
+                 transformers_version: str | None = None) -> Report:
     from trainer_compat.checker import check_subject
 
     subject = static_subject(spec)
     subject.target = target or spec
-    report = check_subject(subject, setup)
+    report = check_subject(subject, setup, transformers_version=transformers_version)
     report.skipped.extend(f"static: {note}" for note in subject.notes)
     if setup.requested:  # given fields were checked against the class's declared ones, not constructed
         from trainer_compat.static_args import NOT_VALIDATED

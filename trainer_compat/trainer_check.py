@@ -58,7 +58,7 @@ def preflight(trainer: Any, probe: bool = True, *, raise_on_error: bool = False,
     ``select``/``ignore`` filter codes as on the command line.
     """
     from trainer_compat.catalog import Selection
-    from trainer_compat.workflow import fails, finalize
+    from trainer_compat.verdict import fails, finalize
 
     selection = Selection.of(select, ignore)
     report = finalize(trainer_report(trainer, probe), selection)

@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from collections.abc import Sequence
 from typing import Any
 
-from trainer_compat.catalog import Selection
-from trainer_compat.findings import Severity
 from trainer_compat.report import Report
+from trainer_compat.verdict import finalize
 
 _SETUPS: dict[str, Any] = {}
 
 
-def finalize(report: Report, selection: Selection | None = None) -> Report:
-    """Apply the target's suppression comments, then the selection (what every view then shows)."""
-    from trainer_compat.suppress import apply_suppressions
-
-    return select(apply_suppressions(report), selection)
-
-
-def select(report: Report, selection: Selection | None) -> Report:
-    """Only the findings ``selection`` wants (``--select`` / ``--ignore``)."""
-    if selection is None:
-        return report
-    return dataclasses.replace(report, findings=selection.filter(report.findings))
-
-
 def _setup(args: dict[str, Any] | None, trainer: str, data: str | None = None, collator: str | None = None,
-           launch: dict[str, Any] | None = None, static: bool = False) -> Any:
+           launch: dict[str, Any] | None = None, static: bool = False, peft: dict[str, Any] | None = None) -> Any:
     from trainer_compat.features import build_setup
 
-    key = json.dumps([args, trainer, data, collator, launch, static], sort_keys=True, default=str)
+    key = json.dumps([args, trainer, data, collator, launch, static, peft], sort_keys=True, default=str)
     if key not in _SETUPS:
         _SETUPS[key] = build_setup(args, trainer, data=_load(data, "--data"), collator=_load(collator, "--collator"),
-                                   launch=launch, static=static)
+                                   launch=launch, static=static, peft=peft)
     return _SETUPS[key]
 
 
@@ -55,7 +38,8 @@ def _load(spec: str | None, option: str) -> Any:
 def check_target(settings: Any, timeout_s: float | None = None) -> Report:
     """Import, build and check one configured target (a ``config.TargetSettings``) under the guard: a deadline
     (a TC801 finding), stdin closed, and what it changes in the process put back afterwards."""
-    setup = _setup(settings.args, settings.trainer, settings.data, settings.collator, settings.launch)
+    setup = _setup(settings.args, settings.trainer, settings.data, settings.collator, settings.launch,
+                   peft=settings.peft)
     return finalize(guarded(settings.target, timeout_s, lambda run: _build_and_check(settings, setup, run),
                             setup), settings.selection)
 
@@ -68,10 +52,11 @@ def _build_and_check(settings: Any, setup: Any, run: Any) -> Report:
                             meta=not settings.probe and setup.data is None)
     run.built()
     if setup.data is not None:
-        from trainer_compat.checker import _with_data
+        from trainer_compat.api import _with_data
 
-        return _with_data(subject, setup, settings.probe, None)
-    return check_subject(subject, setup, probe=settings.probe, sample=settings.sample)
+        return _with_data(subject, setup, settings.probe, settings.transformers_version)
+    return check_subject(subject, setup, probe=settings.probe, sample=settings.sample,
+                         transformers_version=settings.transformers_version)
 
 
 def guarded(target: str, timeout_s: float | None, body: Any, setup: Any = None) -> Report:
@@ -115,12 +100,3 @@ def failure_report(target: str, kind: str, detail: str, setup: Any = None, ready
                   findings=[finding], skipped=[f"every check: the target's check did not finish ({finding.rule})"])
 
 
-def fails(report: Report, fail_on: str = "error") -> bool:
-    """Whether the report fails the gate: an error, or (``fail_on="warning"``) a warning too."""
-    floor = Severity(fail_on).rank
-    return any(f.severity.rank >= floor for f in report.findings)
-
-
-def exit_code(reports: Sequence[Report], fail_on: Sequence[str] | str = "error") -> int:
-    levels = [fail_on] * len(reports) if isinstance(fail_on, str) else list(fail_on)
-    return 1 if any(fails(r, level) for r, level in zip(reports, levels)) else 0

@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trainer_compat.findings import Location
 from trainer_compat.library_source import module_file
 from trainer_compat.protocol.model import Site
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 
 @lru_cache(maxsize=None)
@@ -27,13 +31,12 @@ def _display_path(path: str, module: str) -> str:
     return path
 
 
-def resolve(site: Site) -> Location | None:
-    """The site in the installed transformers, or in the forecast release (``--transformers-version``)."""
-    from trainer_compat.forecast import active, forecast_site
+def resolve(site: Site, forecast: Version | None = None) -> Location | None:
+    """The site in the installed transformers, or in the ``forecast`` release (``--transformers-version``)."""
+    if forecast is not None:
+        from trainer_compat.forecast import forecast_site
 
-    version = active()
-    if version is not None:
-        return forecast_site(site.pattern, site.modules, version)
+        return forecast_site(site.pattern, site.modules, forecast)
     return resolve_installed(site)
 
 

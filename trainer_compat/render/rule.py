@@ -15,7 +15,7 @@ from trainer_compat.rules import Example, Rule
 
 
 def _observed(rule: type[Rule], example: Example, directory: Path) -> dict[str, Any]:
-    from trainer_compat.checker import check
+    from trainer_compat.api import check
     from trainer_compat.versions import installed_transformers
 
     version = installed_transformers()

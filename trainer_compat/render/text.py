@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from trainer_compat.report import Report
+if TYPE_CHECKING:
+    from trainer_compat.report import Report
+
 
 
 def render_text(reports: Sequence[Report]) -> str:

@@ -8,7 +8,6 @@ from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.model import Site
-from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.versions import VersionRange
 
@@ -53,7 +52,7 @@ class DeprecatedAliasOverridden(Rule):
             resolved = getattr(ctx.setup.args, new, requested[new])
             if requested[old] == resolved:
                 continue
-            site = resolve(_SITE)
+            site = ctx.site(_SITE)
             effect = ("checkpointing stays off" if old == "gradient_checkpointing" and not resolved
                       else f"{new}={resolved!r} is used")
             yield self.finding(

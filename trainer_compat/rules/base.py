@@ -13,7 +13,7 @@ from packaging.version import Version
 from trainer_compat.features import Feature, TrainingSetup
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.data import requirements_for
-from trainer_compat.protocol.model import Requirement
+from trainer_compat.protocol.model import Requirement, Site
 from trainer_compat.protocol.sites import resolve
 from trainer_compat.subject import Subject
 from trainer_compat.versions import ALWAYS, VersionRange
@@ -65,6 +65,11 @@ class Context:
     version: Version
     skipped: list[str] = field(default_factory=list)
     probe: Any = None  # ProbeObservations when the dry-run was asked for
+    forecast: bool = False  # ``version`` is not the installed release: call sites come from the recorded lines
+
+    def site(self, site: Site) -> Location | None:
+        """``file:line`` of a protocol call site in the release the verdict is for."""
+        return resolve(site, self.version if self.forecast else None)
 
     @property
     def requirements(self) -> list[Requirement]:
@@ -120,10 +125,6 @@ class Rule:
             location=location or ctx.subject.location,
             details=details,
         )
-
-
-def site_of(requirement: Requirement) -> Location | None:
-    return resolve(requirement.site)
 
 
 def first_feature(requirement: Requirement, ctx: Context) -> Feature:

@@ -12,7 +12,6 @@ from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.data import USE_CACHE_ASSIGNMENT
 from trainer_compat.protocol.model import Site
-from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 
 _USE_CACHE_SITE = Site(r"self\.model\.config\.use_cache = ")
@@ -77,7 +76,7 @@ class ConfigContract(Rule):
             return
         kind = type(config).__name__
         if ctx.version >= Version(USE_CACHE_ASSIGNMENT) and not _accepts_setattr(config):
-            site = resolve(_USE_CACHE_SITE)
+            site = ctx.site(_USE_CACHE_SITE)
             yield self.finding(
                 ctx, f"{ctx.subject.cls.__name__}.config is a {kind}; transformers {ctx.version} assigns "
                      f"model.config.use_cache in Trainer.__init__{' at ' + str(site) if site else ''}, "
@@ -93,7 +92,7 @@ class ConfigContract(Rule):
         keys = _auto_hidden_size_keys(ctx.setup.deepspeed_config) if ctx.has(Feature.DEEPSPEED) else []
         if not keys or _has_hidden_size(config) or _has_hidden_size(getattr(config, "text_config", None)):
             return  # trainer_config_finalize falls back to config.text_config.hidden_size(s)
-        site = resolve(_DEEPSPEED_SITE)
+        site = ctx.site(_DEEPSPEED_SITE)
         what = "has no `config`" if config is None else "has a config without hidden_size / hidden_sizes"
         yield self.finding(
             ctx, f"{ctx.subject.cls.__name__} {what}, but the DeepSpeed config sets {', '.join(keys)} to 'auto', "

@@ -19,7 +19,6 @@ from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.model import Site
-from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import display_path
 
@@ -206,7 +205,7 @@ class FsdpNoSplitModules(Rule):
             if not names:
                 return
         elif missing:
-            site = resolve(_WRAP_SITE)
+            site = ctx.site(_WRAP_SITE)
             yield self.finding(
                 ctx, f"{source} names {_shown(missing)}, not a class in {name}'s module tree: accelerate's "
                      f"set_auto_wrap_policy{' (' + str(site) + ')' if site else ''} raises ValueError \"Could not "
@@ -363,7 +362,7 @@ class Zero3DeviceMap(Rule):
             return
         what = (f"{_shown(mapped)} carr{'y' if len(mapped) > 1 else 'ies'} an hf_device_map" if mapped else
                 f"{name} calls from_pretrained(..., device_map={calls[0][0]})")
-        site = resolve(_ZERO3_SITE)
+        site = ctx.site(_ZERO3_SITE)
         yield self.finding(
             ctx, f"{what} and the DeepSpeed config uses ZeRO stage 3: built after TrainingArguments (as zero.Init "
                  f"needs), from_pretrained raises ValueError \"DeepSpeed Zero-3 is not compatible with passing a "

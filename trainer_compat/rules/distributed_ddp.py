@@ -17,7 +17,6 @@ from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature, checkpointing_kwargs
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.model import Site
-from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.versions import VersionRange
 
@@ -104,7 +103,7 @@ class DdpUnusedParameters(Rule):
         why = ("ddp_find_unused_parameters=False" if getattr(ctx.setup.args, "ddp_find_unused_parameters", None)
                is not None else f"the default for a PreTrainedModel ({ctx.subject.cls.__name__}) without "
                                 "checkpointing")
-        site = resolve(_FIND_UNUSED_SITE)
+        site = ctx.site(_FIND_UNUSED_SITE)
         shown = ", ".join(without[:5]) + (f" and {len(without) - 5} more" if len(without) > 5 else "")
         yield self.finding(
             ctx, f"{len(without)} trainable parameter(s) of {ctx.subject.cls.__name__} got no gradient on the real "
@@ -166,7 +165,7 @@ class DdpReentrantCheckpointing(Rule):
                  "DDP marks the checkpointed parameters unused after the forward and the first backward raises "
                  "RuntimeError \"Expected to mark a variable ready only once\"",
             severity=_ddp_severity(ctx), member="gradient_checkpointing_enable", feature=Feature.CHECKPOINTING,
-            call_site=resolve(_FIND_UNUSED_SITE),
+            call_site=ctx.site(_FIND_UNUSED_SITE),
             fix="pass gradient_checkpointing_kwargs={'use_reentrant': False}, or set ddp_find_unused_parameters="
                 "False (every trainable parameter must then get a gradient)")
 
@@ -226,7 +225,7 @@ class InnerModelNamedModule(Rule):
         name = ctx.subject.cls.__name__
         replaced = "; ".join(f"{path or name} is replaced by its .module ({kind})" for path, kind in found[:3])
         when = "before training" if every_run else "after an out-of-memory retry (auto_find_batch_size)"
-        site = resolve(_UNWRAP_SITE)
+        site = ctx.site(_UNWRAP_SITE)
         yield self.finding(
             ctx, f"with FSDP, Trainer {ctx.version} runs unwrap_model(self.model, recursive=True) {when}"
                  f"{' (' + str(site) + ')' if site else ''}: {replaced}; training and the checkpoint silently "
@@ -282,7 +281,7 @@ class DeviceMapHidden(Rule):
             device_map = vars(module).get("hf_device_map") if path else None
             if not isinstance(device_map, dict) or len(_accelerators(device_map)) < 2:
                 continue
-            site = resolve(_DEVICE_MAP_SITE)
+            site = ctx.site(_DEVICE_MAP_SITE)
             name = ctx.subject.cls.__name__
             yield self.finding(
                 ctx, f"{name}.{path} is dispatched over devices {sorted(map(str, _accelerators(device_map)))} "

@@ -32,7 +32,6 @@ from trainer_compat.forward import (
 )
 from trainer_compat.protocol.data import ACCEPTS_LOSS_KWARGS_ATTR, ACCUMULATION_DIVIDED, LOSS_KWARGS_ANY_VAR_KEYWORD
 from trainer_compat.protocol.model import Site
-from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import source_location
 from trainer_compat.versions import VersionRange
@@ -116,7 +115,7 @@ class ColumnsDropped(Rule):
         cls = type(inspected_module(ctx.subject)).__name__ if ctx.subject.instance is not None \
             else ctx.subject.cls.__name__
         batchlike = len(named) == 1 and named[0] in _BATCH_NAMES and not view.var_keyword
-        site = resolve(_COLUMNS_SITE)
+        site = ctx.site(_COLUMNS_SITE)
         where = f" ({site})" if site else ""
         if ctx.has(Feature.REMOVE_UNUSED_COLUMNS):
             if not named or batchlike:
@@ -216,7 +215,7 @@ class NoLabelNames(Rule):
                            "carry no label ids")
         else:
             consequence = "once evaluation is switched on, evaluate() reports no eval_loss"
-        site = resolve(_LABELS_SITE)
+        site = ctx.site(_LABELS_SITE)
         yield self.finding(
             ctx, f"{klass.__name__}.forward has no parameter named like a label, so Trainer's label_names is []"
                  f"{' (' + str(site) + ')' if site else ''}: {consequence}",
@@ -264,7 +263,7 @@ class LossKwargsIgnored(Rule):
             return  # SFTTrainer's own head normalises by num_items_in_batch
         decision = loss_kwargs_decision(ctx.subject, ctx.version)
         steps = ctx.setup.gradient_accumulation_steps
-        site = resolve(_LOSS_KWARGS_SITE)
+        site = ctx.site(_LOSS_KWARGS_SITE)
         view = ForwardView.of(ctx.subject)
         if not decision.accepts:
             if ctx.version >= Version(ACCUMULATION_DIVIDED):

@@ -11,7 +11,6 @@ from trainer_compat.analysis import CHECKPOINTING_METHODS, uses_reentrant
 from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
-from trainer_compat.rules import peft as peft_rules
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.versions import VersionRange
 
@@ -84,7 +83,7 @@ def _inputs_helped(lm: nn.Module) -> bool:
 def _adapter_to_come(ctx: Context) -> bool:
     """`--peft` with a weight adapter (LoRA and kin) for a model that is not a PeftModel yet: it will freeze
     every weight but the adapter's, the input embeddings included."""
-    config = peft_rules.current()
+    config = ctx.setup.peft
     return bool(config) and not ctx.subject.is_peft and not config.get("num_virtual_tokens")
 
 

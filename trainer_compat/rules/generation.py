@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.model import Site
-from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 
 _PAD_SITE = Site(r"self\.model\.config\.pad_token_id", ("transformers.trainer_seq2seq",))
@@ -58,7 +57,7 @@ class GenerationContract(Rule):
 
         gen = ctx.subject.member("generation_config")
         if gen.present and not isinstance(gen.value, GenerationConfig):
-            site = resolve(_GEN_SITE)
+            site = ctx.site(_GEN_SITE)
             yield self.finding(
                 ctx, f"{ctx.subject.cls.__name__}.generation_config is a {type(gen.value).__name__}, not a "
                      f"GenerationConfig: Seq2SeqTrainer reads its attributes after generate()"
@@ -67,7 +66,7 @@ class GenerationContract(Rule):
                 fix="expose the inner model's GenerationConfig (`self.model.generation_config`)")
         config = ctx.subject.member("config")
         if config.present and getattr(config.value, "pad_token_id", None) is None:
-            site = resolve(_PAD_SITE)
+            site = ctx.site(_PAD_SITE)
             yield self.finding(
                 ctx, f"{ctx.subject.cls.__name__}.config has no pad_token_id: when the tokenizer gives none, "
                      f"Seq2SeqTrainer pads generated tokens with it{' at ' + str(site) if site else ''} and "

@@ -9,7 +9,6 @@ from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.forward import ForwardView, inspected_module
 from trainer_compat.protocol.model import Site
-from trainer_compat.protocol.sites import resolve
 from trainer_compat.returns import DICT, LOGITS, LOSS, NONE, TUPLE, Returned, forward_returns
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import source_location
@@ -119,7 +118,7 @@ class LossMissingFromOutput(Rule):
             return
         keys = sorted(set().union(*(r.keys or () for r in returns)))
         where = _where(ctx, returns[0])
-        site = resolve(_LOSS_SITE)
+        site = ctx.site(_LOSS_SITE)
         yield self.finding(
             ctx, f"{ctx.subject.cls.__name__}.forward returns a dict with keys {keys} and no 'loss' ({_place(where)}): "
                  f"Trainer's compute_loss{_at(site)} raises 'The model did not return a loss from the inputs'",
@@ -160,7 +159,7 @@ class LossNotFirst(Rule):
             return  # some return is (or may be) right: the probe decides
         returned = wrong[0]
         where = _where(ctx, returned)
-        site = resolve(_SMOOTHER_SITE if smoothing else _LOSS_SITE)
+        site = ctx.site(_SMOOTHER_SITE if smoothing else _LOSS_SITE)
         yield self.finding(
             ctx, f"{ctx.subject.cls.__name__}.forward returns `{returned.text}` ({_place(where)}); "
                  f"{_consequence(returned, smoothing)}{_at(site)}",
@@ -229,7 +228,7 @@ class LabelSmoothingOutput(Rule):
         else:
             return
         where = _where(ctx, returns[0])
-        pop, smoother = resolve(_POP_SITE), resolve(_SMOOTHER_SITE)
+        pop, smoother = ctx.site(_POP_SITE), ctx.site(_SMOOTHER_SITE)
         yield self.finding(
             ctx, f"{ctx.subject.cls.__name__}.forward returns `{returns[0].text}` ({_place(where)}); with "
                  f"label_smoothing_factor={ctx.setup.args.label_smoothing_factor} Trainer pops labels{_at(pop)} and "

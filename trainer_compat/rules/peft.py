@@ -1,59 +1,27 @@
 """PEFT (`--peft`, ``check(..., peft=LoraConfig(...))``): what get_peft_model and PeftModel need of the base model.
 
-The adapter config reaches the rules through ``peft_profile`` (a context variable the checker sets, or the
-``TRAINER_COMPAT_PEFT`` environment variable the command line sets: a JSON object or a JSON file).
+The adapter config reaches the rules in the setup (``ctx.setup.peft``: ``check(..., peft=)``, ``--peft`` or the
+``peft`` key of ``[tool.trainer-compat]``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import importlib.util
 import inspect
-import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from trainer_compat.features import Feature, parse_json_object
+from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.sites import library_site
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
 
-ENV = "TRAINER_COMPAT_PEFT"
 GENERATIVE = ("CAUSAL_LM", "SEQ_2_SEQ_LM")
 # What PeftModelForCausalLM.forward passes to the base model (LoRA and the other non-prompt adapters).
 CAUSAL_LM_KWARGS = ("input_ids", "attention_mask", "inputs_embeds", "labels", "output_attentions",
                     "output_hidden_states", "return_dict")
-_PEFT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("tc_peft", default=None)
-
-
-def as_dict(config: Any) -> dict[str, Any] | None:
-    """A LoraConfig (any PeftConfig), a dict of its fields, a JSON object or a JSON file, as a dict."""
-    if config is None or isinstance(config, dict):
-        return config
-    if isinstance(config, str):
-        text = Path(config).read_text(encoding="utf-8") if Path(config).is_file() else config
-        return parse_json_object(text, "--peft", "LoraConfig fields")
-    return config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
-
-
-@contextlib.contextmanager
-def peft_profile(config: Any) -> Iterator[None]:
-    token = _PEFT.set(as_dict(config))
-    try:
-        yield
-    finally:
-        _PEFT.reset(token)
-
-
-def current() -> dict[str, Any] | None:
-    config = _PEFT.get()
-    if config is None and os.environ.get(ENV):
-        config = as_dict(os.environ[ENV])
-    return config
 
 
 def _task(config: dict[str, Any]) -> str:
@@ -124,7 +92,7 @@ class PeftTaskNeedsGeneration(Rule):
               Example(_embeds_wrapper(_CONFIG + _PREPARE + _DEVICE), peft=_PROMPT))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        config = current()
+        config = ctx.setup.peft
         if not config:
             return
         task = _task(config)
@@ -188,7 +156,7 @@ class PeftTaskReadsConfig(Rule):
               Example(wrapper(kwargs=True), peft=_LORA))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        config = current()
+        config = ctx.setup.peft
         if not config or _task(config) != "CAUSAL_LM" or config.get("num_virtual_tokens"):
             return
         if ctx.subject.member("config").provenance is not Provenance.MISSING:
@@ -230,7 +198,7 @@ class PeftForwardKwargs(Rule):
               Example(wrapper(_CONFIG), peft=_LORA))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        config = current()
+        config = ctx.setup.peft
         if not config or _task(config) != "CAUSAL_LM":
             return
         rejected = _forward_rejects(ctx, CAUSAL_LM_KWARGS)
@@ -266,7 +234,7 @@ class PeftTargetModulesUnknown(Rule):
     silent = (Example(wrapper(_CONFIG, kwargs=True), peft={"r": 2}), Example(wrapper(kwargs=True), peft=_LORA))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        config = current()
+        config = ctx.setup.peft
         if not config or config.get("target_modules") or config.get("target_parameters") or _prompt_learning(config):
             return  # prompt learning targets no layers
         model_type = _model_type(ctx)

@@ -9,7 +9,7 @@ from typing import Any
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.data import EVERY_N_LAYERS
 from trainer_compat.protocol.model import Guard, Kind, Requirement
-from trainer_compat.rules.base import Context, Example, Rule, first_feature, site_of
+from trainer_compat.rules.base import Context, Example, Rule, first_feature
 from trainer_compat.subject import MemberInfo, Provenance, source_location
 from trainer_compat.versions import VersionRange
 
@@ -67,7 +67,7 @@ class MissingMember(Rule):
 
     def _missing(self, ctx: Context, req: Requirement, severity: Severity, unknown: bool = False) -> Finding:
         feature = first_feature(req, ctx)
-        site = site_of(req)
+        site = ctx.site(req.site)
         cls = ctx.subject.cls.__name__
         what = f"`{req.member}`"
         if req.guard is Guard.FALLBACK:
@@ -140,7 +140,7 @@ class IncompatibleSignature(Rule):
             error = _bind_error(value, req, class_level=ctx.subject.instance is None)
             if error is None:
                 continue
-            site = site_of(req)
+            site = ctx.site(req.site)
             signature = _signature_text(value)
             message = (f"{ctx.subject.cls.__name__}.{req.member}{signature} cannot take the call transformers "
                        f"{ctx.version} makes, {req.call_text()}{' at ' + str(site) if site else ''}: {error}")

@@ -11,7 +11,6 @@ from packaging.version import Version
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.model import Site
-from trainer_compat.protocol.sites import resolve
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.forward import unwrap_compiled
 from trainer_compat.protocol.data import SAVE_UNWRAPS_COMPILE

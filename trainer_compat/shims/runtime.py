@@ -78,7 +78,7 @@ def patch(model: nn.Module, args: Any = None, delegate_to: str | None = None, *,
     a Trainer subclass; TRL's trainers get the members they read beyond Trainer's. Idempotent; undone by
     ``unpatch``.
     """
-    from trainer_compat.checker import check
+    from trainer_compat.api import check
     from trainer_compat.trainer_class import resolve_trainer
 
     if not isinstance(model, nn.Module):
@@ -119,7 +119,7 @@ def patch_target(model: nn.Module) -> tuple[nn.Module, str]:
 def _patch_inside(model: nn.Module, inner: nn.Module, path: str, args: Any, delegate_to: str | None,
                   **options: Any) -> PatchResult:
     """Patch the module inside a PeftModel / compiled model; check the outer one, which Trainer gets."""
-    from trainer_compat.checker import check
+    from trainer_compat.api import check
 
     trainer = options.pop("trainer")
     before = check(model, args=args, trainer=trainer)
