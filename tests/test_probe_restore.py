@@ -105,18 +105,24 @@ def test_preflight_restores_python_state(tmp_path):
     assert "TC608" not in report.codes(), str(report)
 
 
+SHAPES_SEEN: list = []
+
+
 class CountsOnTheClass(Mutating):
     calls = 0
 
     def forward(self, input_ids, attention_mask=None, labels=None):
         type(self).calls += 1
+        SHAPES_SEEN.append(tuple(input_ids.shape))
         return super().forward(input_ids, attention_mask, labels)
 
 
 def test_state_shared_outside_the_instance_is_reported_not_hidden():
     report = trainer_compat.check(CountsOnTheClass(), probe=True)
     (finding,) = [f for f in report.findings if f.rule == "TC608"]
-    assert finding.severity.value == "warning" and "CountsOnTheClass.calls" in finding.message
+    assert finding.severity.value == "warning", str(report)
+    assert "class attribute CountsOnTheClass.calls" in finding.message
+    assert f"module global {__name__}.SHAPES_SEEN" in finding.message
 
 
 # ModelState alone: what a forward can do to a module, undone and proven undone (no Trainer: fast).

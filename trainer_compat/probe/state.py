@@ -9,6 +9,8 @@ and tensors read from ``_parameters``/``_buffers`` directly, so a user's overrid
 
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +87,8 @@ class ModelState:
     grads: dict[str, torch.Tensor | None]
     requires_grad: dict[str, bool]
     process: ProcessState = field(default_factory=ProcessState.capture)
-    classes: dict[type, dict[str, pystate.Node]] = field(default_factory=dict)  # user classes' data attributes
+    classes: dict[Any, dict[str, pystate.Node]] = field(default_factory=dict)  # user classes' and their modules'
+    # data attributes (shared with every instance and other code: compared, not rolled back)
     unverified: list[str] = field(default_factory=list)  # what could not be snapshotted, hence not proven
 
     @classmethod
@@ -99,8 +102,9 @@ class ModelState:
                     requires_grad={k: p.requires_grad for k, p in params.items()})
         state.tensors = {k: state._copy(k, v) for k, v in tensors.items()}
         state.grads = {k: None if p.grad is None else state._copy(f"grad of {k}", p.grad) for k, p in params.items()}
-        state.classes = {c: _class_data(c, budget) for c in dict.fromkeys(r.cls for r in modules.values())
-                         if _user_class(c)}
+        owners = [c for c in dict.fromkeys(r.cls for r in modules.values()) if _user_class(c)]
+        owners += [m for m in dict.fromkeys(sys.modules.get(c.__module__) for c in owners) if m is not None]
+        state.classes = {owner: _shared_data(owner, budget) for owner in owners}
         if budget.nodes <= 0:
             state.unverified.append("Python attributes past the snapshot's size budget (compared by identity)")
         return state
@@ -156,13 +160,15 @@ class ModelState:
         """State outside the instance that the forward changed: class attributes shared by every instance and by
         other code. Reported, not rolled back."""
         diffs = []
-        for cls, saved in self.classes.items():
-            now = {k: v for k, v in vars(cls).items() if _is_data(k, v)}
-            diffs += [f"class attribute {cls.__qualname__}.{k} added" for k in now if k not in saved]
+        for owner, saved in self.classes.items():
+            kind = "class attribute" if isinstance(owner, type) else "module global"
+            name = owner.__qualname__ if isinstance(owner, type) else owner.__name__
+            now = {k: v for k, v in vars(owner).items() if _is_data(k, v)}
+            diffs += [f"{kind} {name}.{k} added" for k in now if k not in saved]
             for key, node in saved.items():
-                shown = f"{cls.__qualname__}.{key}"
-                diffs += ([f"class attribute {shown} removed"] if key not in now else
-                          [f"class attribute {d}" for d in pystate.differences(node, now[key], shown)])
+                shown = f"{name}.{key}"
+                diffs += ([f"{kind} {shown} removed"] if key not in now else
+                          [f"{kind} {d}" for d in pystate.differences(node, now[key], shown)])
         return diffs
 
     def _module_differences(self, model: nn.Module) -> list[str]:
@@ -190,11 +196,13 @@ def _user_class(cls: type) -> bool:
 
 
 def _is_data(key: str, value: Any) -> bool:
-    return not (key.startswith("__") or callable(value) or isinstance(value, (property, classmethod, staticmethod)))
+    return not (key.startswith("__") or callable(value) or isinstance(value, (property, classmethod, staticmethod))
+                or isinstance(value, types.ModuleType))
 
 
-def _class_data(cls: type, budget: pystate.Budget) -> dict[str, pystate.Node]:
-    return {k: pystate.snapshot(v, budget) for k, v in vars(cls).items() if _is_data(k, v)}
+def _shared_data(owner: Any, budget: pystate.Budget) -> dict[str, pystate.Node]:
+    """A class's or a module's data attributes: what every instance, and other code, sees."""
+    return {k: pystate.snapshot(v, budget) for k, v in vars(owner).items() if _is_data(k, v)}
 
 
 def _restore_module(record: _ModuleRecord) -> None:

@@ -394,7 +394,7 @@ class ProbeLeftTrace(Rule):
         "(lists, dicts, config and generation_config, deeply), RNG streams, torch's global flags (deterministic "
         "algorithms, cudnn, grad mode, default dtype), the environment and accelerate's state. What is not is an "
         "error (please report it). State the forward changes outside the instance (a class attribute shared by "
-        "every instance) is not rolled back: a warning names it. What the probe could not snapshot or compare (a "
+        "every instance, a global of the module defining the model) is not rolled back: a warning names it. What the probe could not snapshot or compare (a "
         "tensor type that refuses) is listed as not proven (info). The promise is checked on every run.")
     fires = (Example(EXPLICIT_WRAPPER.replace("class Model(nn.Module):", "class Model(nn.Module):\n    calls = 0\n")
                      .replace(
@@ -419,7 +419,8 @@ class ProbeLeftTrace(Rule):
             yield self.finding(
                 ctx, f"the dry-run's forward changed state outside the model, which the probe does not roll back: "
                      f"{', '.join(probe.outside[:8])}", severity=Severity.WARNING, feature=Feature.TRAIN,
-                fix="keep per-run state on the instance (self.x), not on the class, or reset it after check()")
+                fix="keep per-run state on the instance (self.x), not on the class or in a global, or reset it after "
+                    "check()")
         if probe.unverified:
             yield self.finding(
                 ctx, f"the probe restored but could not compare: {', '.join(probe.unverified[:8])}",
