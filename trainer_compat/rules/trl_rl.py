@@ -62,13 +62,15 @@ class Model(nn.Module):
 """
 _CONFIG = "\n    @property\n    def config(self):\n        return self.model.config\n"
 _GENERATION = "\n    @property\n    def generation_config(self):\n        return self.model.generation_config\n"
+_GENERATION_SETTER = ("\n    @generation_config.setter\n    def generation_config(self, value):\n"
+                      "        self.model.generation_config = value\n")  # GRPO on TRL 1.x + transformers 4.x sets it
 _TAGS = "\n    def add_model_tags(self, tags):\n        self.model.add_model_tags(tags)\n"
 _BACKBONE = "\n    @property\n    def base_model(self):\n        return self.model.base_model\n"
 _HEAD = "\n    def get_output_embeddings(self):\n        return self.model.get_output_embeddings()\n"
 _GC_STATE = ("\n    @property\n    def is_gradient_checkpointing(self):\n"
              "        return any(getattr(m, 'gradient_checkpointing', False) for m in self.modules())\n")
 _GENERATE = "\n    def generate(self, *args, **kwargs):\n        return self.model.generate(*args, **kwargs)\n"
-INIT = _CONFIG + _GENERATION + _TAGS  # what TC1105 asks of DPO/GRPO on TRL 1.16
+INIT = _CONFIG + _GENERATION + _GENERATION_SETTER + _TAGS  # what TC1105 asks of DPO/GRPO on TRL 1.16
 STEP = _BACKBONE + _HEAD + _GC_STATE  # what their training step reads on TRL 1.16 (TC1108, TC1109)
 FULL = INIT + STEP + _GENERATE  # a wrapper DPOTrainer and GRPOTrainer train
 PLAIN_LM = "from trainer_compat.testing import tiny_causal_lm\n\n\ndef Model():\n    return tiny_causal_lm(tie=False)\n"

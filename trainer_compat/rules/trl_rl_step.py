@@ -12,7 +12,9 @@
   calls ``gradient_checkpointing_disable()`` and then ``gradient_checkpointing_enable(gradient_checkpointing_kwargs)``
   again, the kwargs passed positionally.
 * GRPO generates the completions with ``unwrapped_model.generate(...)`` (``generate_batch`` with
-  ``use_transformers_continuous_batching``; vLLM with ``use_vllm``, which reads neither).
+  ``use_transformers_continuous_batching``; vLLM with ``use_vllm``, which reads neither). Before transformers 5,
+  ``generate`` runs inside ``_override_model_generation_config``, which assigns ``model.generation_config`` (and
+  assigns it back after): a read-only ``generation_config`` property raises AttributeError there.
 
 TRL 0.12 (CI's 4.46 line) has no GRPOTrainer and a DPOTrainer that reads none of these; releases between 0.12.2 and
 1.16 are not installed here, so the rules stay silent on them rather than guess. RewardTrainer reads none of them.
@@ -25,17 +27,19 @@ from collections.abc import Iterator
 
 from packaging.version import Version
 
+from trainer_compat.analysis import backbone_attr as _backbone_attr
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.sites import library_site
-from trainer_compat.rules.base import Context, Rule
-from trainer_compat.analysis import backbone_attr as _backbone_attr
 from trainer_compat.protocol.trl import TRL_LINES
+from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.rules.trl import SftFusedLmHead
-from trainer_compat.rules.trl_rl import (_BACKBONE, _GC_STATE, _GENERATE, _HEAD, FULL, INIT, MODULES, NAMES,
-                                         PLAIN_LM, VERIFIED_NEW, _trl, rl, wrapper)
+from trainer_compat.rules.trl_rl import (_BACKBONE, _CONFIG, _GC_STATE, _GENERATE, _GENERATION, _HEAD, _TAGS, FULL,
+                                         INIT, MODULES, NAMES, PLAIN_LM, VERIFIED_NEW, _trl, rl, wrapper)
 from trainer_compat.subject import Provenance
+from trainer_compat.versions import VersionRange
 
 STEP_KINDS = ("dpo", "grpo")
+STEP_ONLY = _BACKBONE + _HEAD + _GC_STATE
 _WHOLE_LM = "\n    @property\n    def base_model(self):\n        return self.model\n"
 _GC_KEYWORDS = ("\n    def gradient_checkpointing_enable(self, **kwargs):\n"
                 "        self.model.gradient_checkpointing_enable(**kwargs)\n")
@@ -142,8 +146,9 @@ class RlStepMembers(Rule):
         "again, the kwargs passed positionally (a `gradient_checkpointing_enable(self, **kwargs)` raises TypeError "
         "there). GRPOTrainer "
         "generates the completions with `model.generate(...)` (`generate_batch` with "
-        "`use_transformers_continuous_batching`; neither with `use_vllm`). A plain `nn.Module` wrapper has none "
-        "of them: the first step raises AttributeError. Delegate them to the inner PreTrainedModel "
+        "`use_transformers_continuous_batching`; neither with `use_vllm`); before transformers 5 it assigns "
+        "`model.generation_config` around `generate` (a read-only property cannot take it). A plain `nn.Module` "
+        "wrapper has none of them: the first step raises AttributeError. Delegate them to the inner PreTrainedModel "
         "(`trainer_compat.patch(model, trainer=\"grpo\")` does it at run time); `is_gradient_checkpointing` can "
         "be computed as transformers does: `any(getattr(m, \"gradient_checkpointing\", False) for m in "
         "self.modules())`."
@@ -153,7 +158,9 @@ class RlStepMembers(Rule):
              rl(wrapper(INIT + _BACKBONE + _HEAD + _GC_STATE + _GC_ENABLE + _INPUTS), "dpo", since_trl_1=True,
                 gradient_checkpointing=True),
              rl(wrapper(FULL + _GC_KEYWORDS + _GC_DISABLE + _INPUTS), "dpo", since_trl_1=True,
-                gradient_checkpointing=True))
+                gradient_checkpointing=True),
+             Example(wrapper(_CONFIG + _GENERATION + _TAGS + STEP_ONLY + _GENERATE), trainer="grpo",
+                     versions=VersionRange(since="4.55", until="5.0")))  # TRL 1.x on transformers 4.x
     silent = (rl(wrapper(FULL + _GC_ENABLE + _GC_DISABLE + _INPUTS), "dpo", gradient_checkpointing=True),
               rl(wrapper(FULL), "grpo"), rl(REWARD_WRAPPER, "reward"))
 
@@ -210,6 +217,8 @@ class RlStepMembers(Rule):
         batching = bool(getattr(args, "use_transformers_continuous_batching", False))
         member = "generate_batch" if batching else "generate"
         if not self._missing(ctx, member):
+            if not batching and ctx.version < Version("5.0") and _read_only(ctx.subject.cls, "generation_config"):
+                yield self._read_only_generation_config(ctx, trl)
             return
         site = library_site(MODULES["grpo"], rf"= unwrapped_model\.{member}\(")
         yield self.finding(ctx, f"{ctx.subject.cls.__name__} has no `{member}`; GRPOTrainer on TRL {trl} generates "
@@ -217,6 +226,21 @@ class RlStepMembers(Rule):
                                 "AttributeError", member=member, feature="grpo", call_site=site, trl_version=str(trl),
                            fix=f"delegate it: `def {member}(self, *args, **kwargs): return "
                                f"self.model.{member}(*args, **kwargs)`")
+
+    def _read_only_generation_config(self, ctx: Context, trl: Version) -> Finding:
+        site = library_site("trl.models.utils", r"^\s+model\.generation_config = generation_config")
+        return self.finding(ctx, f"{ctx.subject.cls.__name__}.generation_config is a property without a setter; "
+                                 f"GRPOTrainer on TRL {trl} with transformers {ctx.version} assigns "
+                                 f"`model.generation_config` around generate{_at(site)}: the first step raises "
+                                 "AttributeError", member="generation_config", feature="grpo", call_site=site,
+                            trl_version=str(trl),
+                            fix="give it a setter: `@generation_config.setter def generation_config(self, value): "
+                                "self.model.generation_config = value`")
+
+
+def _read_only(cls: type, name: str) -> bool:
+    raw = next((vars(k)[name] for k in cls.__mro__ if name in vars(k)), None)
+    return isinstance(raw, property) and raw.fset is None
 
 
 def _takes_one_positional(cls: type) -> bool:
