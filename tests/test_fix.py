@@ -10,7 +10,7 @@ import libcst as cst
 import pytest
 
 from tests.trainer_runner import Profile, run
-from trainer_compat.shims.fix import add_fix_parser
+from trainer_compat.cli.fix import add_fix_parser
 from trainer_compat.targets import load_target
 
 ROOT = Path(__file__).resolve().parent.parent

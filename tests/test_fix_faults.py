@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 import trainer_compat.shims.commit as commit
-from trainer_compat.shims.fix import add_fix_parser
+from trainer_compat.cli.fix import add_fix_parser
 
 ARGS = '{"gradient_checkpointing": true}'
 PLAIN = '''"""A light wrapper for the fixer's fault tests."""
@@ -341,9 +341,10 @@ def test_import_inspect_runs_before_the_class_whatever_comes_after(source):
 # -- messages whole -----------------------------------------------------------------------------------------------
 
 def test_patch_and_fix_messages_are_never_cut_inside_a_word(capsys):
+    from trainer_compat.cli.fix import _report
     from trainer_compat.findings import Finding, Severity
     from trainer_compat.report import Report
-    from trainer_compat.shims.fix import Proposal, _report
+    from trainer_compat.shims.fix import Proposal
     from trainer_compat.shims.plan import Notes, Plan
     from trainer_compat.shims.result import PatchResult
 

@@ -319,3 +319,11 @@ def exit_now_if_threads_remain(code: int) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
+
+
+def quiet_libraries() -> None:
+    """transformers' own warnings stay out of a report: its verbosity is read from the environment when it is
+    first imported (a setting of the library for this process, not of the run)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("transformers").setLevel(logging.ERROR)

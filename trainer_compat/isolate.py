@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import secrets
 import selectors
 import signal
@@ -23,6 +22,8 @@ from typing import Any
 
 from trainer_compat.errors import UsageError
 from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.isolate_child import FD_ENV as _FD_ENV
+from trainer_compat.isolate_child import OUT_OF_MEMORY as _OUT_OF_MEMORY
 from trainer_compat.report import MemberRow, Report
 
 CI_FORMATS = frozenset({"sarif", "github", "junit", "concise"})
@@ -30,8 +31,6 @@ DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_MB = 8192
 _STARTUP_S = 180.0  # importing torch and transformers in the child, before the first target's clock starts
 _GRACE_S = 2.0  # the child's own guard reports a hang it can interrupt; the parent stops the rest
-_FD_ENV = "TRAINER_COMPAT_RESULT_FD"
-_OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory", "bad_alloc")
 
 
 def isolate_by_default(fmt: str) -> bool:
@@ -383,8 +382,3 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
 def _location(data: dict[str, Any] | None) -> Location | None:
     return Location(data["file"], data.get("line")) if data else None
 
-
-if __name__ == "__main__":  # the child of an older parent: same entry point
-    from trainer_compat.isolate_child import main as _child_main
-
-    _child_main()

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer_compat.errors import UsageError
-from trainer_compat.isolate import _FD_ENV, _OUT_OF_MEMORY
+from trainer_compat.guard import quiet_libraries
+
+FD_ENV = "TRAINER_COMPAT_RESULT_FD"  # names the private result pipe's descriptor (the child pops it at start)
+OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory", "bad_alloc")
+
 
 def _send(out: Any, message: dict[str, Any]) -> None:
     out.write(f"{_NONCE[0]} {json.dumps(message, default=str)}\n")
@@ -53,12 +57,12 @@ def main() -> None:
     _die_with_parent()
     payload = json.loads(sys.stdin.read())
     _NONCE[0] = payload["nonce"]
-    out = _private_channel(int(os.environ.pop(_FD_ENV)))
+    out = _private_channel(int(os.environ.pop(FD_ENV)))
     if payload["memory_mb"]:
         cap = int(payload["memory_mb"]) << 20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     sys.path[:] = payload["sys_path"]
-    _quiet()
+    quiet_libraries()
     from trainer_compat.targets import per_run
     from trainer_compat.versions import installed_torch, installed_transformers
     from trainer_compat.workflow import _setup
@@ -75,15 +79,6 @@ def main() -> None:
             _send(out, {"start": index, "trainer": setup.trainer,
                         "features": sorted(f.value for f in setup.features)})
             _send(out, _check_one(request, setup, payload.get("timeout_s")))
-
-
-def _quiet() -> None:
-    import logging
-    import warnings
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
 def _check_one(request: dict[str, Any], setup: Any, timeout_s: float | None = None) -> dict[str, Any]:
@@ -117,7 +112,7 @@ class _Request:
 
 def _classify_error(exc: UsageError) -> dict[str, Any]:
     cause = exc.__cause__
-    if isinstance(cause, MemoryError) or any(text in str(exc).lower() for text in _OUT_OF_MEMORY):
+    if isinstance(cause, MemoryError) or any(text in str(exc).lower() for text in OUT_OF_MEMORY):
         return {"kind": "memory", "detail": f"ran out of memory under the memory cap: {getattr(exc, 'cause', exc)}"}
     if isinstance(cause, SystemExit):
         return {"kind": "exit", "detail": f"called sys.exit({cause.code!r}) ({getattr(exc, 'cause', exc)})"}

@@ -8,17 +8,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from trainer_compat import __version__
+from trainer_compat.cli.common import error_line as _error
+from trainer_compat.cli.common import parse_init_kwargs as _init_kwargs
+from trainer_compat.cli.fix import add_fix_parser, run_fix
 from trainer_compat.errors import TargetError, UsageError
-from trainer_compat.shims.fix import add_fix_parser, run_fix  # light: fix imports its machinery when it runs
+from trainer_compat.guard import quiet_libraries as _quiet
 
 EXIT_OK, EXIT_INCOMPATIBLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 FORMATS = ("concise", "full", "json", "sarif", "github", "junit")
@@ -123,7 +124,6 @@ def _check_targets(options: argparse.Namespace, config: Any) -> int:
         for s in {s.sample for s in settings if s.sample}:
             load_sample(s)  # bad samples are usage errors, before any target is imported
     from trainer_compat.isolate import run_checks
-
     from trainer_compat.render.progress import TargetProgress
 
     progress = TargetProgress([s.target for s in settings], stream=sys.stderr)  # stderr on a terminal only
@@ -197,14 +197,6 @@ def _args(text: str | None) -> dict[str, Any] | None:
     from trainer_compat.features import load_args_spec
 
     return load_args_spec(text)
-
-
-def _init_kwargs(text: str | None) -> dict[str, Any] | None:
-    if not text:
-        return None
-    from trainer_compat.features import parse_json_object
-
-    return parse_json_object(text, "--init-kwargs", "keyword arguments")
 
 
 # -- rules / rule -----------------------------------------------------------------------------------------
@@ -303,16 +295,6 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         return EXIT_USAGE
-
-
-def _error(message: str) -> None:
-    print(f"trainer-compat: error: {message}", file=sys.stderr)
-
-
-def _quiet() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    warnings.filterwarnings("ignore")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
 __all__ = ["COMMANDS", "FORMATS", "main", "TargetError"]

@@ -11,51 +11,20 @@ every file or none, byte-faithfully (shims/commit.py); a second run changes noth
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import inspect
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer_compat.errors import TargetError, UsageError
+from trainer_compat.errors import TargetError
 
 if TYPE_CHECKING:  # shims/commit.py is imported when fix runs: the CLI's start stays light
     from trainer_compat.shims.commit import SourceFile
 
 EXIT_OK, EXIT_CHANGES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 VERIFY_TIMEOUT = 120.0  # seconds the check of the fixed files may take (--verify-timeout)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
-    return value
-
-
-def add_fix_parser(subparsers: Any) -> argparse.ArgumentParser:
-    fix = subparsers.add_parser("fix", help="add the missing shims to a wrapper class's source (LibCST)")
-    fix.add_argument("targets", nargs="+", metavar="TARGET", help="path/file.py:Class or package.module:Class")
-    mode = fix.add_mutually_exclusive_group()
-    mode.add_argument("--diff", action="store_true", help="print the change; exit 1 if there is one (default)")
-    mode.add_argument("--write", action="store_true", help="check the result in a subprocess, then write it")
-    fix.add_argument("--all", action="store_true", dest="all_members",
-                     help="write every shim the wrapper can take, not only those the arguments need")
-    fix.add_argument("--delegate-to", metavar="PATH", help="submodule path of the language model (e.g. model.lm)")
-    fix.add_argument("--args", dest="training_args", metavar="JSON|FILE", help="TrainingArguments for the re-check")
-    fix.add_argument("--trainer", choices=("trainer", "seq2seq"), default="trainer")
-    fix.add_argument("--init-kwargs", metavar="JSON", help="keyword arguments to build the class")
-    fix.add_argument("--verify-timeout", type=_seconds, default=VERIFY_TIMEOUT, metavar="SECONDS",
-                     help=f"how long --write waits for the check of the fixed files (default {VERIFY_TIMEOUT:g})")
-    fix.add_argument("--debug", action="store_true", help="show tracebacks")
-    fix.set_defaults(handler=run_fix)
-    return fix
 
 
 @dataclass
@@ -104,54 +73,6 @@ def display_path(path: Path) -> str:
         return path.as_posix().lstrip("/")
 
 
-def run_fix(options: argparse.Namespace) -> int:
-    from trainer_compat.cli import _error, _init_kwargs, _quiet
-    from trainer_compat.shims.commit import Interrupted, interruptible
-
-    _quiet()
-    written: list[bool] = []
-    try:
-        with interruptible():
-            fields = _fields(options.training_args)
-            init_kwargs = _init_kwargs(options.init_kwargs)
-            sources: dict[Path, SourceFile] = {}
-            proposals = [propose(spec, options.delegate_to, fields, options.trainer, init_kwargs,
-                                 all_members=getattr(options, "all_members", False), read=_reader(sources))
-                         for spec in options.targets]
-            edits = edit_files(proposals)
-            if not options.write:
-                return _show(edits)
-            return _write(edits, fields, options.trainer, getattr(options, "verify_timeout", VERIFY_TIMEOUT),
-                          written)
-    except (UsageError, TargetError) as exc:
-        if options.debug:
-            raise
-        _error(str(exc))
-        return EXIT_USAGE
-    except (KeyboardInterrupt, Interrupted) as exc:  # Ctrl-C, SIGTERM, SIGHUP: quiet, the candidates are gone
-        _error("interrupted; " + ("the fixed files were written" if written else "no file was changed"))
-        return 128 + exc.signum if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
-
-
-def _fields(spec: str | None) -> Any:
-    from trainer_compat.features import load_args_spec
-
-    return load_args_spec(spec) if spec else None
-
-
-def _reader(sources: dict[Path, SourceFile]) -> Callable[[Path], SourceFile]:
-    """Each file read once, whatever the number of its target classes."""
-    from trainer_compat.shims.commit import read_source
-
-    def read(path: Path) -> SourceFile:
-        real = path.resolve()
-        if real not in sources:
-            sources[real] = read_source(path)
-        return sources[real]
-
-    return read
-
-
 def needed_members(report: Any) -> set[str]:
     """What the enabled features read of the model (the report's member rows) and what its findings name."""
     return {row.name for row in report.members if row.needed_by} | {f.member for f in report.findings if f.member}
@@ -176,6 +97,19 @@ def _source_of(spec: str, cls: type, read: Callable[[Path], SourceFile]) -> Sour
         raise TargetError(spec, f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
+def source_reader(sources: dict[Path, SourceFile]) -> Callable[[Path], SourceFile]:
+    """Each file read once, whatever the number of its target classes."""
+    from trainer_compat.shims.commit import read_source
+
+    def read(path: Path) -> SourceFile:
+        real = path.resolve()
+        if real not in sources:
+            sources[real] = read_source(path)
+        return sources[real]
+
+    return read
+
+
 def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_kwargs: dict[str, Any] | None,
             all_members: bool = False, read: Callable[[Path], SourceFile] | None = None) -> Proposal:
     from trainer_compat.checker import build_subject, check_subject
@@ -187,7 +121,7 @@ def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_
     cls = load_target(spec)
     if not isinstance(cls, type):
         raise TargetError(spec, "fix edits a class: name the wrapper class, not a factory or an instance")
-    source = _source_of(spec, cls, read or _reader({}))
+    source = _source_of(spec, cls, read or source_reader({}))
     subject = build_subject(cls, target=spec, init_kwargs=init_kwargs)
     if subject.instance is None:
         raise TargetError(spec, f"{cls.__qualname__} could not be built ({subject.not_built}); pass --init-kwargs")
@@ -239,7 +173,7 @@ def _resolve(model: Any, path: str) -> Any:
     return resolve(model, path)
 
 
-def _notes(proposal: Proposal) -> list[str]:
+def notes_of(proposal: Proposal) -> list[str]:
     notes = proposal.notes
     lines = [f"{proposal.spec}: replaced {m}: {why}" for m, why in notes.replaced.items()]
     if notes.ambiguous:
@@ -248,61 +182,3 @@ def _notes(proposal: Proposal) -> list[str]:
     return lines
 
 
-def _show(edits: list[FileEdit]) -> int:
-    worst = EXIT_OK
-    for edit in edits:
-        for proposal in edit.proposals:
-            for line in _notes(proposal):
-                print(line, file=sys.stderr)
-            if not proposal.block:
-                print(f"{proposal.spec}: nothing to change", file=sys.stderr)
-        if edit.changed:
-            _emit(edit.diff())
-            worst = EXIT_CHANGES
-    return worst
-
-
-def _emit(data: bytes) -> None:
-    """The diff as the file's own bytes (its encoding, its line ends), so it applies to the file."""
-    sys.stdout.flush()
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is None:
-        sys.stdout.write(data.decode("utf-8", "replace"))
-        return
-    buffer.write(data)
-    buffer.flush()
-
-
-def _write(edits: list[FileEdit], fields: Any, trainer: str, timeout: float, written: list[bool]) -> int:
-    from trainer_compat.shims.commit import verify, write_all
-
-    for edit in edits:
-        for proposal in edit.proposals:
-            for line in _notes(proposal):
-                print(line)
-            if not proposal.block:
-                print(f"{proposal.spec}: nothing to change")
-    changed = [edit for edit in edits if edit.changed]
-    if not changed:
-        return EXIT_OK
-    after = verify({edit.source.real: edit.new for edit in changed},
-                   [p.spec for edit in changed for p in edit.proposals], fields, trainer, timeout)
-    write_all([(edit.source, edit.new) for edit in changed], written)
-    for edit in changed:
-        for proposal in edit.proposals:
-            if proposal.block:
-                _report(proposal, after.get(proposal.spec, []))
-    return EXIT_OK
-
-
-def _report(proposal: Proposal, after: list[list[Any]]) -> None:
-    """What the write fixed and what is left; each message's first line whole (never cut inside a word)."""
-    left = {(rule, member) for rule, _, member, _ in after}
-    print(f"{proposal.source.path}: wrote the shims into {proposal.qualname}")
-    for f in proposal.before.findings:
-        if (f.rule, f.member) not in left:
-            print(f"  fixed {f.rule} {f.member or ''}: {(f.message.splitlines() or ['-'])[0]}")
-    for rule, severity, member, message in after:
-        print(f"  left  {rule} {severity} {member or ''}: {message}")
-    errors = [a for a in after if a[1] == "error"]
-    print(f"  {proposal.qualname} is {'still NOT ' if errors else 'now '}compatible")
