@@ -40,7 +40,8 @@ def measure(command: list[str]) -> tuple[float, float]:
 
 
 def import_only(path: str) -> list[str]:
-    code = f"import importlib.util as u; s = u.spec_from_file_location('m', {path!r}); s.loader.exec_module(u.module_from_spec(s))"
+    code = (f"import importlib.util as u; s = u.spec_from_file_location('m', {path!r}); "
+            "s.loader.exec_module(u.module_from_spec(s))")
     return [sys.executable, "-c", code]
 
 

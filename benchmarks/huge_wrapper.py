@@ -7,7 +7,7 @@ Built for real it would not fit this machine; ``trainer-compat check`` builds it
 
 from __future__ import annotations
 
-import torch.nn as nn
+from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 LLAMA_70B = dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,

@@ -28,7 +28,7 @@ TORCH = [sys.executable, "-c", "import torch"]
 
 def wall(command: list[str]) -> float:
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
@@ -37,7 +37,7 @@ def wall(command: list[str]) -> float:
 
 def heavy_imports() -> list[str]:
     done = subprocess.run([sys.executable, "-X", "importtime", *STATIC[1:]], cwd=ROOT, capture_output=True,
-                          text=True)
+                          text=True, check=False)
     names = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     return sorted(names & {"torch", "transformers", "accelerate", "peft"})
 

@@ -31,9 +31,15 @@ import tempfile
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.corpus_runner import CorpusEntry
+    from tests.trainer_runner import Profile
+    from tests.zoo import Entry
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -87,7 +93,8 @@ class Matrix:
         return "\n".join(lines)
 
 
-def _report_cell(source: str, model: str, profile: str, mode: str, real: Any, make_report: Any) -> Cell:
+def _report_cell(source: str, model: str, profile: str, mode: str, real: Any, *,
+                 make_report: Callable[[], Any]) -> Cell:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
@@ -96,7 +103,7 @@ def _report_cell(source: str, model: str, profile: str, mode: str, real: Any, ma
         if "unexpected keyword argument" in str(exc) or "trainer" in str(exc):
             return Cell(source, model, profile, mode, real.status, "n/a", detail=str(exc)[:200])
         return Cell(source, model, profile, mode, real.status, "error", detail=f"{type(exc).__name__}: {exc}"[:400])
-    except Exception as exc:  # noqa: BLE001 - a crash of the tool is a result here
+    except Exception as exc:  # a crash of the tool is a result here
         return Cell(source, model, profile, mode, real.status, "error", detail=f"{type(exc).__name__}: {exc}"[:400])
     findings = "; ".join(f"{f.rule} {f.severity.value}: {f.message.splitlines()[0]}" for f in report.findings
                          if f.severity.value in ("error",) or f.rule == "TC609")
@@ -112,8 +119,21 @@ def _preflight() -> Any:
     return trainer_compat.preflight
 
 
-def corpus(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...], profiles: set[str] | None) -> None:
+def _corpus_verdict(mode: str, entry: CorpusEntry, profile: str, workdir: Path) -> Callable[[], Any]:
+    """The call that gives ``mode``'s report on a corpus entry under ``profile``."""
     import trainer_compat
+
+    fields = entry.check_args(profile, workdir / "check")
+    return {
+        "static": lambda: trainer_compat.check(entry.factory, args=fields, trainer=entry.kind),
+        "probe": lambda: trainer_compat.check(entry.factory, args=fields, trainer=entry.trainer_argument, probe=True),
+        "probe_data": lambda: trainer_compat.check(entry.factory, args=fields, trainer=entry.trainer_argument,
+                                                   probe=True, data=entry.data(), collator=entry.collator),
+        "preflight": lambda: _preflight()(entry.build_trainer(profile, workdir)),
+    }[mode]
+
+
+def corpus(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...], profiles: set[str] | None) -> None:
     from tests.corpus import CORPUS
     from tests.corpus_runner import PROFILES, load, run
 
@@ -133,29 +153,46 @@ def corpus(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...], profil
                 real = run(entry, profile, Path(workdir))
             for mode in modes:
                 with tempfile.TemporaryDirectory() as workdir:
-                    fields = entry.check_args(profile, Path(workdir) / "check")
-                    make = {
-                        "static": lambda: trainer_compat.check(entry.factory, args=fields, trainer=entry.kind),
-                        "probe": lambda: trainer_compat.check(entry.factory, args=fields,
-                                                              trainer=entry.trainer_argument, probe=True),
-                        "probe_data": lambda: trainer_compat.check(entry.factory, args=fields,
-                                                                   trainer=entry.trainer_argument, probe=True,
-                                                                   data=entry.data(), collator=entry.collator),
-                        "preflight": lambda: _preflight()(  # noqa: B023 - called at once
-                            entry.build_trainer(profile, Path(workdir))),  # noqa: B023
-                    }[mode]
-                    matrix.cells.append(_report_cell("corpus", name, profile, mode, real, make))
+                    make = _corpus_verdict(mode, entry, profile, Path(workdir))
+                    matrix.cells.append(_report_cell("corpus", name, profile, mode, real, make_report=make))
             print(f"corpus {name} x {profile}: {real} ({time.time() - started:.0f}s)", file=sys.stderr)
+
+
+def _zoo_trainer(entry: Entry, profile: Profile, workdir: str) -> Any:
+    """The Trainer the zoo entry trains under ``profile``, built as test_agreement builds it."""
+    import transformers
+
+    from tests.trainer_runner import dataset
+
+    seq2seq = entry.trainer == "seq2seq"
+    args_cls = transformers.Seq2SeqTrainingArguments if seq2seq else transformers.TrainingArguments
+    trainer_cls = transformers.Seq2SeqTrainer if seq2seq else transformers.Trainer
+    args = args_cls(output_dir=workdir, **profile.fields())
+    evaluates = str(getattr(args.eval_strategy, "value", args.eval_strategy)) != "no"
+    return trainer_cls(model=entry.build(), args=args, train_dataset=dataset(entry.trainer, profile.dataset),
+                       eval_dataset=dataset(entry.trainer, profile.dataset, n=4, seed=1) if evaluates else None)
+
+
+def _zoo_verdict(mode: str, entry: Entry, profile: Profile, workdir: str) -> Callable[[], Any]:
+    """The call that gives ``mode``'s report on a zoo entry under ``profile``."""
+    import trainer_compat
+    from tests.trainer_runner import dataset
+
+    fields = profile.fields()
+    return {
+        "static": lambda: trainer_compat.check(entry.build, args=fields, trainer=entry.trainer),
+        "probe": lambda: trainer_compat.check(entry.build, args=fields, trainer=entry.trainer, probe=True),
+        "probe_data": lambda: trainer_compat.check(entry.build, args=fields, trainer=entry.trainer, probe=True,
+                                                   data=dataset(entry.trainer, profile.dataset)),
+        "preflight": lambda: _preflight()(_zoo_trainer(entry, profile, workdir)),
+    }[mode]
 
 
 def zoo(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...], profiles: set[str] | None) -> None:
     import importlib.util
 
-    import transformers
-
-    import trainer_compat
     from tests.test_agreement import PROFILES
-    from tests.trainer_runner import dataset, run
+    from tests.trainer_runner import run
     from tests.zoo import ZOO
 
     for entry in ZOO:
@@ -170,31 +207,10 @@ def zoo(matrix: Matrix, only: set[str] | None, modes: tuple[str, ...], profiles:
             started = time.time()
             with tempfile.TemporaryDirectory() as workdir, contextlib.redirect_stdout(io.StringIO()):
                 real = run(entry.build, entry.trainer, profile, Path(workdir))
-            fields = profile.fields()
-
-            def built(workdir: str, entry=entry, profile=profile, fields=fields) -> Any:
-                seq2seq = entry.trainer == "seq2seq"
-                args_cls = transformers.Seq2SeqTrainingArguments if seq2seq else transformers.TrainingArguments
-                trainer_cls = transformers.Seq2SeqTrainer if seq2seq else transformers.Trainer
-                args = args_cls(output_dir=workdir, **fields)
-                evaluates = str(getattr(args.eval_strategy, "value", args.eval_strategy)) != "no"
-                return trainer_cls(model=entry.build(), args=args,
-                                   train_dataset=dataset(entry.trainer, profile.dataset),
-                                   eval_dataset=dataset(entry.trainer, profile.dataset, n=4, seed=1)
-                                   if evaluates else None)
-
             for mode in modes:
                 with tempfile.TemporaryDirectory() as workdir:
-                    make = {
-                        "static": lambda: trainer_compat.check(entry.build, args=fields, trainer=entry.trainer),
-                        "probe": lambda: trainer_compat.check(entry.build, args=fields, trainer=entry.trainer,
-                                                              probe=True),
-                        "probe_data": lambda: trainer_compat.check(entry.build, args=fields, trainer=entry.trainer,
-                                                                   probe=True,
-                                                                   data=dataset(entry.trainer, profile.dataset)),
-                        "preflight": lambda: _preflight()(built(workdir)),  # noqa: B023
-                    }[mode]
-                    matrix.cells.append(_report_cell("zoo", entry.name, profile.name, mode, real, make))
+                    make = _zoo_verdict(mode, entry, profile, workdir)
+                    matrix.cells.append(_report_cell("zoo", entry.name, profile.name, mode, real, make_report=make))
             print(f"zoo {entry.name} x {profile.name}: {real} ({time.time() - started:.0f}s)", file=sys.stderr)
 
 

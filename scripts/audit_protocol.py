@@ -34,13 +34,13 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import record_site_lines as site_lines  # noqa: E402  (lines.json: the one implementation, reused)
+import record_site_lines as site_lines  # lines.json: the one implementation, reused
 
-from trainer_compat.forecast import LINES, module_file  # noqa: E402
-from trainer_compat.protocol import audit  # noqa: E402
-from trainer_compat.protocol.data import REQUIREMENTS  # noqa: E402
-from trainer_compat.protocol.model import Requirement  # noqa: E402
-from trainer_compat.versions import VersionRange  # noqa: E402
+from trainer_compat.forecast import LINES, module_file
+from trainer_compat.protocol import audit
+from trainer_compat.protocol.data import REQUIREMENTS
+from trainer_compat.protocol.model import Requirement
+from trainer_compat.versions import VersionRange
 
 INVENTORY = audit.ACCESSES.with_name("inventory.json")
 OLDEST = Version("4.46.0")
@@ -115,7 +115,7 @@ def fetch(version: Version, cache: Path, files: list[str]) -> Path:
     if wheel is None:
         command = [sys.executable, "-m", "pip", "download", f"transformers=={version}", "--no-deps",
                    "--only-binary", ":all:", "--quiet", "-d", str(wheels)]
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
         wheel = next(wheels.glob(f"transformers-{version}-*.whl"), None)
         if done.returncode != 0 or wheel is None:
             last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
@@ -240,7 +240,7 @@ def inventory(results: list[Result], old: dict, table: dict) -> dict:
         item = members.setdefault(key[3], {"classes": set(), "present": set(), "accesses": []})
         item["classes"] |= classes
         item["present"] |= present
-        item["accesses"].append({**dict(zip(_KEY, key)), "releases": ranges(present, releases)})
+        item["accesses"].append({**dict(zip(_KEY, key, strict=True)), "releases": ranges(present, releases)})
     return {"source": "scripts/audit_protocol.py", "releases": releases, "members": {
         m: {"class": " | ".join(sorted(i["classes"])), "releases": ranges(i["present"], releases),
             "accesses": [{k: v for k, v in a.items() if k != "member"} for a in i["accesses"]]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
 from trainer_compat.errors import UsageError
 from trainer_compat.findings import Finding
@@ -12,8 +12,7 @@ from trainer_compat.rules import ALL_RULES, Rule
 from trainer_compat.rules.isolation import ISOLATION_RULES, IsolationRule
 from trainer_compat.rules.workflow import WORKFLOW_RULES
 
-
-RuleClass = Union[type[Rule], type[IsolationRule]]
+RuleClass: TypeAlias = type[Rule] | type[IsolationRule]
 
 
 def all_rules() -> tuple[RuleClass, ...]:

@@ -7,9 +7,15 @@ otherwise :class:`LoadsWeights` is raised and the target is checked at class lev
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from transformers.modeling_utils import PreTrainedModel
+    from transformers.models.auto.auto_factory import _BaseAutoModelClass
+
+_T = TypeVar("_T")
 
 
 class LoadsWeights(Exception):
@@ -33,20 +39,22 @@ def on_meta() -> Iterator[None]:
         yield
 
 
-def _pretrained_entry_points() -> list[tuple[type, Any]]:
+def _pretrained_entry_points() -> list[tuple[type[PreTrainedModel] | type[_BaseAutoModelClass], Callable[..., Any]]]:
     """Every class that defines its own ``from_pretrained``: the auto classes each carry a copy of it."""
     import transformers.models.auto.modeling_auto  # noqa: F401  (the auto classes copy from_pretrained on import)
     from transformers.modeling_utils import PreTrainedModel
     from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
-    found = []
-    for root, build in ((PreTrainedModel, _model_from_config), (_BaseAutoModelClass, _auto_from_config)):
-        found += [(klass, build) for klass in _with_subclasses(root) if "from_pretrained" in klass.__dict__]
+    found: list[tuple[type[PreTrainedModel] | type[_BaseAutoModelClass], Callable[..., Any]]] = []
+    found += [(klass, _model_from_config) for klass in _with_subclasses(PreTrainedModel)
+              if "from_pretrained" in klass.__dict__]
+    found += [(klass, _auto_from_config) for klass in _with_subclasses(_BaseAutoModelClass)
+              if "from_pretrained" in klass.__dict__]
     return found
 
 
-def _with_subclasses(root: type) -> list[type]:
-    seen: dict[type, None] = {}
+def _with_subclasses(root: type[_T]) -> list[type[_T]]:
+    seen: dict[type[_T], None] = {}
     todo = [root]
     while todo:
         klass = todo.pop()
@@ -57,9 +65,10 @@ def _with_subclasses(root: type) -> list[type]:
 
 
 @contextmanager
-def _patched(owner: type, build: Any) -> Iterator[None]:
+def _patched(owner: type[PreTrainedModel] | type[_BaseAutoModelClass], build: Callable[..., Any]) -> Iterator[None]:
     original = owner.__dict__["from_pretrained"]
-    owner.from_pretrained = classmethod(build)  # type: ignore[method-assign]
+    # a patch for the duration of on_meta: the classmethod takes any arguments, the real one a typed signature
+    owner.from_pretrained = classmethod(build)  # type: ignore[method-assign, assignment]
     try:
         yield
     finally:
@@ -79,13 +88,13 @@ def _config(source: Any, kwargs: dict[str, Any], config_class: Any = None) -> An
         raise LoadsWeights(str(source)) from exc
 
 
-def _model_from_config(cls: type, source: Any = None, *args: Any, **kwargs: Any) -> Any:
+def _model_from_config(cls: type[PreTrainedModel], source: Any = None, *args: Any, **kwargs: Any) -> Any:
     config = _config(source, kwargs, getattr(cls, "config_class", None))
-    return cls._from_config(config)  # type: ignore[attr-defined]
+    return cls._from_config(config)
 
 
-def _auto_from_config(cls: type, source: Any = None, *args: Any, **kwargs: Any) -> Any:
-    return cls.from_config(_config(source, kwargs))  # type: ignore[attr-defined]
+def _auto_from_config(cls: type[_BaseAutoModelClass], source: Any = None, *args: Any, **kwargs: Any) -> Any:
+    return cls.from_config(_config(source, kwargs))
 
 
 def is_on_meta(model: Any) -> bool:

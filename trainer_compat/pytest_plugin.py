@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class IncompatibleModel(AssertionError):
-    def __init__(self, report: "Report") -> None:
+    def __init__(self, report: Report) -> None:
         super().__init__(str(report))
         self.report = report
 
@@ -78,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class TargetFailed(Exception):
-    def __init__(self, report: "Report") -> None:
+    def __init__(self, report: Report) -> None:
         super().__init__(report.verdict())
         self.report = report
 
@@ -118,7 +118,7 @@ _LOADED = pytest.StashKey["Config"]()
 _COLLECTED = pytest.StashKey[bool]()
 
 
-def _loaded(config: pytest.Config) -> "Config":
+def _loaded(config: pytest.Config) -> Config:
     """``[tool.trainer-compat]`` for this run, read once (and only when targets are asked for)."""
     if _LOADED not in config.stash:
         from trainer_compat.config import load_config
@@ -138,8 +138,8 @@ class TargetsFile(pytest.File):
             raise pytest.UsageError("--trainer-compat: no targets under [tool.trainer-compat] in pyproject.toml")
         self.config.stash[_COLLECTED] = True
         for target in loaded.targets:
-            yield TargetItem.from_parent(self, name=f"trainer-compat[{target}]", settings=settings_for(target, loaded, {}),
-                                         config_path=loaded.path)
+            yield TargetItem.from_parent(self, name=f"trainer-compat[{target}]",
+                                         settings=settings_for(target, loaded, {}), config_path=loaded.path)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> TargetsFile | None:

@@ -56,29 +56,42 @@ def _assignments(node: ast.AST) -> dict[str, list[ast.expr]]:
     """``name -> [assigned values]`` (an augmented, annotated-only or unpacking target counts as unknown)."""
     out: dict[str, list[ast.expr]] = {}
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Assign):
-            for target in sub.targets:
-                if isinstance(target, ast.Name):
-                    out.setdefault(target.id, []).append(sub.value)
-                elif isinstance(target, ast.Tuple) and isinstance(sub.value, ast.Tuple) \
-                        and len(target.elts) == len(sub.value.elts) and all(
-                            isinstance(t, ast.Name) for t in target.elts):  # a, b = x.logits, x.loss
-                    for name, value in zip(target.elts, sub.value.elts):
-                        out.setdefault(name.id, []).append(value)
-                else:
-                    for name in ast.walk(target):
-                        if isinstance(name, ast.Name):
-                            out.setdefault(name.id, []).append(ast.Constant(value=...))
-        elif isinstance(sub, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)) and isinstance(sub.target, ast.Name):
-            value = sub.value if isinstance(sub, (ast.AnnAssign, ast.NamedExpr)) and sub.value is not None else None
-            out.setdefault(sub.target.id, []).append(value if value is not None else ast.Constant(value=...))
-        elif isinstance(sub, (ast.For, ast.With, ast.comprehension)):
-            targets = [i.optional_vars for i in sub.items] if isinstance(sub, ast.With) else [sub.target]
-            for target in targets:
-                for name in ast.walk(target) if target is not None else ():
-                    if isinstance(name, ast.Name):
-                        out.setdefault(name.id, []).append(ast.Constant(value=...))
+        for name, value in _assigned(sub):
+            out.setdefault(name, []).append(value)
     return out
+
+
+def _unknown() -> ast.expr:
+    """The value of an assignment this reading does not follow (``...``)."""
+    return ast.Constant(value=...)
+
+
+def _names(target: ast.AST | None) -> list[str]:
+    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)] if target is not None else []
+
+
+def _assigned(sub: ast.AST) -> list[tuple[str, ast.expr]]:
+    """The ``(name, value)`` pairs one node assigns, in order."""
+    if isinstance(sub, ast.Assign):
+        return [pair for target in sub.targets for pair in _target_values(target, sub.value)]
+    if isinstance(sub, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)) and isinstance(sub.target, ast.Name):
+        value = sub.value if isinstance(sub, (ast.AnnAssign, ast.NamedExpr)) else None
+        return [(sub.target.id, value if value is not None else _unknown())]
+    if isinstance(sub, ast.With):
+        return [(name, _unknown()) for item in sub.items for name in _names(item.optional_vars)]
+    if isinstance(sub, (ast.For, ast.comprehension)):
+        return [(name, _unknown()) for name in _names(sub.target)]
+    return []
+
+
+def _target_values(target: ast.expr, value: ast.expr) -> list[tuple[str, ast.expr]]:
+    if isinstance(target, ast.Name):
+        return [(target.id, value)]
+    if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+        names = [t.id for t in target.elts if isinstance(t, ast.Name)]
+        if len(names) == len(target.elts):  # a, b = x.logits, x.loss
+            return list(zip(names, value.elts, strict=True))
+    return [(name, _unknown()) for name in _names(target)]
 
 
 def _returned(value: ast.expr | None, line: int, assigned: dict[str, list[ast.expr]]) -> Returned:
@@ -118,19 +131,23 @@ def _kind(value: ast.expr, assigned: dict[str, list[ast.expr]], depth: int = 0) 
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         return LOSS if name in _LOSS_CALLS else OTHER
     if isinstance(value, ast.Name):
-        values = assigned.get(value.id, [])
-        if any(isinstance(v, (ast.Tuple, ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp)) for v in values):
-            return OTHER
-        if any(isinstance(v, ast.Constant) and v.value is ... for v in values):
-            return OTHER  # assigned in a way this reading does not follow
-        by_name = _by_name(value.id)
-        if depth < 4 and values:  # every assignment must agree with the name
-            kinds = {_kind(v, assigned, depth + 1) for v in values}
-            kinds.discard(NONE)  # `loss = None` before `if labels is not None: loss = ...`
-            if kinds - {by_name, OTHER}:
-                return OTHER
-        return by_name
+        return _name_kind(value.id, assigned, depth)
     return OTHER
+
+
+def _name_kind(name: str, assigned: dict[str, list[ast.expr]], depth: int) -> str:
+    values = assigned.get(name, [])
+    if any(isinstance(v, (ast.Tuple, ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp)) for v in values):
+        return OTHER
+    if any(isinstance(v, ast.Constant) and v.value is ... for v in values):
+        return OTHER  # assigned in a way this reading does not follow
+    by_name = _by_name(name)
+    if depth < 4 and values:  # every assignment must agree with the name
+        kinds = {_kind(v, assigned, depth + 1) for v in values}
+        kinds.discard(NONE)  # `loss = None` before `if labels is not None: loss = ...`
+        if kinds - {by_name, OTHER}:
+            return OTHER
+    return by_name
 
 
 def _by_name(name: str) -> str:

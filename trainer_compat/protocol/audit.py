@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
-from trainer_compat.versions import VersionRange
+from trainer_compat.versions import ALWAYS, VersionRange
 
 FILES = ("trainer.py", "trainer_seq2seq.py", "trainer_optimizer.py")  # the last from 5.10
 ACCESSES = Path(__file__).resolve().parent / "accesses.json"
@@ -59,7 +60,7 @@ class Entry:
     member: str
     cls: str
     reason: str
-    versions: VersionRange = VersionRange()
+    versions: VersionRange = ALWAYS
     receivers: tuple[str, ...] = ()  # empty: any receiver
 
     def covers(self, access: Access, version: Version | str) -> bool:
@@ -101,7 +102,7 @@ def _branch(parent: ast.AST, child: ast.AST) -> list[tuple[ast.expr, bool]]:
     if isinstance(parent, (ast.If, ast.IfExp, ast.While)) and child is not parent.test:
         body = parent.body if isinstance(parent.body, list) else [parent.body]
         return [(parent.test, child in body)]
-    if isinstance(parent, ast.BoolOp):
+    if isinstance(parent, ast.BoolOp) and isinstance(child, ast.expr):
         before = parent.values[: parent.values.index(child)]
         return [(v, isinstance(parent.op, ast.And)) for v in before]
     if isinstance(parent, ast.comprehension) and child is not parent.iter:
@@ -159,14 +160,14 @@ def _access(node: ast.AST, parents: dict[ast.AST, ast.AST], file: str) -> Access
           and len(node.args) > 1 and is_model(node.args[0])):
         receiver, kind = node.args[0], node.func.id
         arg = node.args[1]
-        member = arg.value if isinstance(arg, ast.Constant) else f"<{ast.unparse(arg)}>"
+        member = str(arg.value) if isinstance(arg, ast.Constant) else f"<{ast.unparse(arg)}>"
     elif isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)) and is_model(node.func) \
             and not (isinstance(node.func, ast.Attribute) and is_model(node.func.value)):
         receiver, member, kind = node.func, CALL, "call"
     else:
         return None
     guard, condition = guard_hint(node, member, parents)
-    if kind in ("hasattr", "delattr") or (kind == "getattr" and len(node.args) > 2):  # type: ignore[attr-defined]
+    if kind in ("hasattr", "delattr") or (kind == "getattr" and isinstance(node, ast.Call) and len(node.args) > 2):
         guard = "hasattr" if kind != "getattr" else "getattr-default"
     return Access(file, node.lineno, _function(node, parents), ast.unparse(receiver), str(member), kind, guard,
                   condition)
@@ -190,11 +191,11 @@ def release_accesses(root: Path) -> list[Access]:
     return found
 
 
-def _entries(member: str, raw: object) -> list[Entry]:
+def _entries(member: str, raw: dict[str, Any] | list[dict[str, Any]]) -> list[Entry]:
     items = raw if isinstance(raw, list) else [raw]
     return [Entry(member, item["class"], item["reason"], VersionRange(item.get("since"), item.get("until")),
                   tuple(item.get("receivers", ())))
-            for item in items]  # type: ignore[index]
+            for item in items]
 
 
 def load_classification(path: Path = ACCESSES) -> dict[str, list[Entry]]:
@@ -235,7 +236,7 @@ def invalid_entries(table: dict[str, list[Entry]], covered: set[str]) -> list[st
 
 def covered_members(members: set[str], patterns: list[str]) -> set[str]:
     """Members that a REQUIREMENTS entry names, or that a Site pattern mentions; model(...) is ``forward``."""
-    words = set()
+    words: set[str] = set()
     for pattern in patterns:
         text = _OWNER.sub("", pattern.replace("\\", ""))
         words.update(a or b for a, b in re.findall(r"\.([A-Za-z_]\w*)|\"([A-Za-z_]\w*)\"", text))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from packaging.version import Version
 
 
-@lru_cache(maxsize=None)
+@cache
 def _source_lines(module: str) -> tuple[str, tuple[str, ...]] | None:
     path = module_file(module)  # never imported: a check that runs no Trainer code need not load transformers
     if path is None or path.suffix != ".py":
@@ -40,7 +40,7 @@ def resolve(site: Site, forecast: Version | None = None) -> Location | None:
     return resolve_installed(site)
 
 
-@lru_cache(maxsize=None)
+@cache
 def resolve_installed(site: Site) -> Location | None:
     """First line matching the site's pattern, in the first of its modules that has one."""
     regex = re.compile(site.pattern)

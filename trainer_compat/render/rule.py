@@ -47,7 +47,7 @@ def rule_document(rule: type[Rule], run_examples: bool = True) -> dict[str, Any]
 
         progress = Progress(len(rule.fires))  # on stderr, on a terminal only: examples take seconds
         with tempfile.TemporaryDirectory(prefix="trainer-compat-rule-") as tmp:
-            for i, (entry, example) in enumerate(zip(doc["fires"], rule.fires)):
+            for i, (entry, example) in enumerate(zip(doc["fires"], rule.fires, strict=True)):
                 progress.start(i, f"{rule.code}: running example #{i + 1}")
                 entry["observed"] = _observed(rule, example, Path(tmp))
                 progress.done(i, f"{len(entry['observed'].get('findings', []))} findings" if entry["observed"]["ran"]
@@ -91,4 +91,4 @@ def _observed_lines(observed: dict[str, Any] | None) -> list[str]:
             lines.append(f"    call site: {f['call_site']}")
         if f["fix"]:
             lines.append(f"    fix: {f['fix']}")
-    return lines + [""]
+    return [*lines, ""]
