@@ -19,11 +19,11 @@ import torch
 _CUDA_DEFAULT_SEED = 67280421310721  # c10's default_rng_seed_val: what a CUDA generator starts from
 
 
-def _cudnn(name: str) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+def _cudnn(name: str) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
     return (lambda: getattr(torch.backends.cudnn, name), lambda v: setattr(torch.backends.cudnn, name, v))
 
 
-_FLAGS: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
+_FLAGS: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
     "grad mode": (torch.is_grad_enabled, torch.set_grad_enabled),
     "default dtype": (torch.get_default_dtype, torch.set_default_dtype),
     "deterministic algorithms": (
@@ -46,7 +46,7 @@ def _flags() -> dict[str, Any]:
     for name, (get, _) in _FLAGS.items():
         try:
             out[name] = get()
-        except Exception:  # noqa: S112 - a flag this torch lacks is not one a probe can change
+        except Exception:  # a flag this torch lacks is not one a probe can change
             continue
     return out
 
@@ -83,7 +83,7 @@ def rng_equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
         (ka, sa, pa, ha, ga), (kb, sb, pb, hb, gb) = a["numpy"], b["numpy"]
         if ka != kb or not (sa == sb).all() or (pa, ha, ga) != (pb, hb, gb):
             return False
-    return all(torch.equal(x, y) for x, y in zip(a.get("cuda", []), b.get("cuda", [])))
+    return all(torch.equal(x, y) for x, y in zip(a.get("cuda", []), b.get("cuda", []), strict=False))
 
 
 def _lazy_seeds() -> dict[str, Any] | None:

@@ -101,20 +101,20 @@ def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs) -> ProbeObserv
 
     progress = PhaseProgress(subject.target)
     try:
-        _probe_and_restore(model, setup, inputs, seen, snapshot, progress)
+        _probe_and_restore(model, setup, inputs, seen, snapshot=snapshot, progress=progress)
     finally:
         progress.close()
     return seen
 
 
-def _probe_and_restore(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: ProbeObservations,
+def _probe_and_restore(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: ProbeObservations, *,
                        snapshot: ModelState, progress: PhaseProgress) -> None:
     devices = {n: p.device for n, p in parameters(model).items()}
     workdir = Path(tempfile.mkdtemp(prefix="trainer-compat-probe-"))
     try:
         with _quiet():
             seen.inputs = inputs = complete_labels(model, inputs)
-            _run_phases(model, setup, inputs, seen, workdir, progress)
+            _run_phases(model, setup, inputs, seen, workdir, progress=progress)
     finally:
         progress.phase("restoring the model")
         try:
@@ -129,7 +129,7 @@ def _probe_and_restore(model: nn.Module, setup: TrainingSetup, inputs: Inputs, s
 
 
 def _run_phases(model: nn.Module, setup: TrainingSetup, inputs: Inputs, seen: ProbeObservations,
-                workdir: Path, progress: PhaseProgress) -> None:
+                workdir: Path, *, progress: PhaseProgress) -> None:
     def _phase(seen: ProbeObservations, phase: str, action: Callable[[], Any]) -> Any:
         progress.phase(_SHOWN.get(phase, phase))
         return _run_phase(seen, phase, action)
@@ -182,9 +182,10 @@ def _innermost(exc: BaseException) -> str | None:
     frames = traceback.extract_tb(exc.__traceback__)
     in_transformers = [f for f in frames if f"{os.sep}transformers{os.sep}" in f.filename]
     others = [f for f in frames if f"{os.sep}torch{os.sep}" not in f.filename and "trainer_compat" not in f.filename]
-    frame = (in_transformers or others or [None])[-1]
-    if frame is None:
+    candidates = in_transformers or others
+    if not candidates:
         return None
+    frame = candidates[-1]
     parts = Path(frame.filename).parts
     shown = "/".join(parts[parts.index("site-packages") + 1:]) if "site-packages" in parts else frame.filename
     return f"{shown}:{frame.lineno}"

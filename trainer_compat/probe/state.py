@@ -9,6 +9,7 @@ and tensors read from ``_parameters``/``_buffers`` directly, so a user's overrid
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ class ModelState:
                     requires_grad={k: p.requires_grad for k, p in params.items()})
         state.tensors = {k: state._copy(k, v) for k, v in tensors.items()}
         state.grads = {k: None if p.grad is None else state._copy(f"grad of {k}", p.grad) for k, p in params.items()}
-        owners = [c for c in dict.fromkeys(r.cls for r in modules.values()) if _user_class(c)]
+        owners: list[Any] = [c for c in dict.fromkeys(r.cls for r in modules.values()) if _user_class(c)]
         owners += [m for m in dict.fromkeys(sys.modules.get(c.__module__) for c in owners) if m is not None]
         state.classes = {owner: _shared_data(owner, budget) for owner in owners}
         if budget.nodes <= 0:
@@ -148,9 +149,10 @@ class ModelState:
             elif saved is not None and not _equal(live[key], saved, key, self.unverified):
                 diffs.append(f"tensor {key}")
         for key, param in params.items():
-            saved_grad = self.grads.get(key)
-            if (saved_grad is None) != (param.grad is None) or (
-                    saved_grad is not None and not _equal(param.grad, saved_grad, f"grad of {key}", self.unverified)):
+            saved_grad, grad = self.grads.get(key), param.grad
+            if (saved_grad is None) != (grad is None) or (
+                    saved_grad is not None and grad is not None
+                    and not _equal(grad, saved_grad, f"grad of {key}", self.unverified)):
                 diffs.append(f"grad of {key}")
         if {k: p.requires_grad for k, p in params.items()} != self.requires_grad:
             diffs.append("requires_grad")
@@ -196,8 +198,8 @@ def _user_class(cls: type) -> bool:
 
 
 def _is_data(key: str, value: Any) -> bool:
-    return not (key.startswith("__") or callable(value) or isinstance(value, (property, classmethod, staticmethod))
-                or isinstance(value, types.ModuleType))
+    return not (key.startswith("__") or callable(value)
+                or isinstance(value, (property, classmethod, staticmethod, types.ModuleType)))
 
 
 def _shared_data(owner: Any, budget: pystate.Budget) -> dict[str, pystate.Node]:
@@ -218,7 +220,7 @@ def _restore_module(record: _ModuleRecord) -> None:
     for attr, node in record.attributes.items():
         try:
             state[attr] = pystate.restore(node)
-        except Exception:  # noqa: S112 - what stays different is reported by differences()
+        except Exception:  # what stays different is reported by differences()
             state[attr] = node.value
 
 
@@ -240,10 +242,8 @@ def _record_differences(record: _ModuleRecord, shown: str) -> list[str]:
 
 
 def _put_back(live: torch.Tensor, saved: torch.Tensor) -> None:
-    try:
+    with contextlib.suppress(Exception):  # a tensor that refuses copy_ shows up in differences()
         live.copy_(saved)
-    except Exception:  # noqa: S110 - a tensor that refuses copy_ shows up in differences()
-        pass
 
 
 def _equal(live: torch.Tensor, saved: torch.Tensor, key: str, unverified: list[str]) -> bool:

@@ -394,8 +394,9 @@ class ProbeLeftTrace(Rule):
         "(lists, dicts, config and generation_config, deeply), RNG streams, torch's global flags (deterministic "
         "algorithms, cudnn, grad mode, default dtype), the environment and accelerate's state. What is not is an "
         "error (please report it). State the forward changes outside the instance (a class attribute shared by "
-        "every instance, a global of the module defining the model) is not rolled back: a warning names it. What the probe could not snapshot or compare (a "
-        "tensor type that refuses) is listed as not proven (info). The promise is checked on every run.")
+        "every instance, a global of the module defining the model) is not rolled back: a warning names it. What "
+        "the probe could not snapshot or compare (a tensor type that refuses) is listed as not proven (info). The "
+        "promise is checked on every run.")
     fires = (Example(EXPLICIT_WRAPPER.replace("class Model(nn.Module):", "class Model(nn.Module):\n    calls = 0\n")
                      .replace(
         "    def forward(self, input_ids, attention_mask=None, labels=None):",

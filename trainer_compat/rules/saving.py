@@ -37,7 +37,7 @@ def shared_tensor_groups(state_dict: dict[str, Any]) -> list[list[str]]:
             continue
         try:
             groups[(str(tensor.device), _storage_id(tensor))].append(key)
-        except Exception:  # noqa: S112 - a tensor subclass without a storage shares none
+        except Exception:  # a tensor subclass without a storage shares none
             continue
     return [sorted(keys) for keys in groups.values() if len(keys) > 1]
 
