@@ -41,6 +41,7 @@ from trainer_compat.protocol.trl import (
 )
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
+from trainer_compat.trl_rl_shared import backbone_problem, head_problem
 
 
 def _patch_site() -> Location | None:
@@ -193,40 +194,8 @@ class SftFusedLmHead(Rule):
                                fix="delegate it: `def get_output_embeddings(self): return "
                                    "self.model.get_output_embeddings()`")
 
-    @staticmethod
-    def _backbone(ctx: Context, attr: str) -> str | None:
-        info = ctx.subject.member(attr)
-        if info.provenance is Provenance.MISSING:
-            return f"has no `{attr}`"
-        value = info.value if info.present and ctx.subject.instance is not None else None
-        if value is None or info.provenance is Provenance.UNKNOWN:
-            return None
-        if value is ctx.subject.instance:
-            return f"returns itself as `{attr}` (no backbone under that name)"
-        head = getattr(value, "get_output_embeddings", None)
-        try:
-            has_head = callable(head) and head() is not None
-        except Exception:
-            has_head = False
-        if has_head:
-            return (f"has a `{attr}` ({type(value).__name__}) that is a whole LM with its head: its output has "
-                    "`logits`, not `last_hidden_state`")
-        return None
-
-    @staticmethod
-    def _head(ctx: Context) -> str | None:
-        info = ctx.subject.member("get_output_embeddings")
-        if info.provenance is Provenance.MISSING:
-            return "has no `get_output_embeddings`"
-        if not info.present or not callable(info.value) or ctx.subject.instance is None:
-            return None
-        try:
-            head = info.value()
-        except Exception as exc:
-            return f"has a `get_output_embeddings()` that raises {type(exc).__name__}"
-        if head is None or getattr(head, "weight", None) is None:
-            return "has a `get_output_embeddings()` that returns no layer with a `weight`"
-        return None
+    _backbone = staticmethod(backbone_problem)  # shared with TC1108 (trl_rl_shared)
+    _head = staticmethod(head_problem)
 
 
 def _own_forward(ctx: Context) -> type | None:

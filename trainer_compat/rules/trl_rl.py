@@ -23,69 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from packaging.version import Version
-
 from trainer_compat.findings import Finding, Location, Severity
-from trainer_compat.analysis import installed_trl
 from trainer_compat.protocol.sites import library_site
 from trainer_compat.protocol.trl import TRL_LINES
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
-from trainer_compat.versions import ALWAYS, VersionRange
-
-RL_KINDS = ("dpo", "reward", "grpo")
-NAMES = {"dpo": "DPOTrainer", "reward": "RewardTrainer", "grpo": "GRPOTrainer"}
-MODULES = {"dpo": "trl.trainer.dpo_trainer", "reward": "trl.trainer.reward_trainer", "grpo": "trl.trainer.grpo_trainer"}
-VERIFIED_NEW = Version("1.16")  # the 1.x reads below, as verified in 1.16.0
-OLD_UNTIL = Version("0.13")  # TRL 0.12.x: DPO's config reads, its deepcopy reference
+from trainer_compat.trl_rl_shared import (_CONFIG, _GENERATION, _TAGS, FULL, MODULES, NAMES, OLD_UNTIL, PLAIN_LM,
+                                          REWARD_MODEL, VERIFIED_NEW, rl, wrapper)
+from trainer_compat.trl_rl_shared import trl_for as _trl
+from trainer_compat.versions import VersionRange
 
 
 def _at(site: Location | None) -> str:
     return f" ({site})" if site else ""
 
-
-def _trl(ctx: Context) -> Version | None:
-    return installed_trl() if ctx.setup.trainer in RL_KINDS else None
-
-
-_WRAPPER = """
-import torch.nn as nn
-from trainer_compat.testing import tiny_causal_lm
-
-class Model(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = tiny_causal_lm(tie=False)
-{extra}
-    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
-"""
-_CONFIG = "\n    @property\n    def config(self):\n        return self.model.config\n"
-_GENERATION = "\n    @property\n    def generation_config(self):\n        return self.model.generation_config\n"
-_GENERATION_SETTER = ("\n    @generation_config.setter\n    def generation_config(self, value):\n"
-                      "        self.model.generation_config = value\n")  # GRPO on TRL 1.x + transformers 4.x sets it
-_TAGS = "\n    def add_model_tags(self, tags):\n        self.model.add_model_tags(tags)\n"
-_BACKBONE = "\n    @property\n    def base_model(self):\n        return self.model.base_model\n"
-_HEAD = "\n    def get_output_embeddings(self):\n        return self.model.get_output_embeddings()\n"
-_GC_STATE = ("\n    @property\n    def is_gradient_checkpointing(self):\n"
-             "        return any(getattr(m, 'gradient_checkpointing', False) for m in self.modules())\n")
-_GENERATE = "\n    def generate(self, *args, **kwargs):\n        return self.model.generate(*args, **kwargs)\n"
-INIT = _CONFIG + _GENERATION + _GENERATION_SETTER + _TAGS  # what TC1105 asks of DPO/GRPO on TRL 1.16
-STEP = _BACKBONE + _HEAD + _GC_STATE  # what their training step reads on TRL 1.16 (TC1108, TC1109)
-FULL = INIT + STEP + _GENERATE  # a wrapper DPOTrainer and GRPOTrainer train
-PLAIN_LM = "from trainer_compat.testing import tiny_causal_lm\n\n\ndef Model():\n    return tiny_causal_lm(tie=False)\n"
-REWARD_MODEL = ("from transformers import GPT2Config, GPT2ForSequenceClassification\n\n\ndef Model():\n"
-                "    return GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=100, "
-                "n_positions=64, pad_token_id=0, num_labels={labels}))\n")
-
-
-def wrapper(extra: str = "") -> str:
-    return _WRAPPER.format(extra=extra)
-
-
-def rl(code: str, trainer: str, *, since_trl_1: bool = False, **args: object) -> Example:
-    """``since_trl_1``: the example holds where CI installs TRL 1.x (the transformers lines of TRL_LINES)."""
-    return Example(code, args=dict(args), trainer=trainer, versions=TRL_LINES if since_trl_1 else ALWAYS)
 
 
 class TrlInitMembers(Rule):

@@ -32,10 +32,11 @@ from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.sites import library_site
 from trainer_compat.protocol.trl import TRL_LINES
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.rules.trl import SftFusedLmHead
-from trainer_compat.rules.trl_rl import (_BACKBONE, _CONFIG, _GC_STATE, _GENERATE, _GENERATION, _HEAD, _TAGS, FULL,
-                                         INIT, MODULES, NAMES, PLAIN_LM, VERIFIED_NEW, _trl, rl, wrapper)
 from trainer_compat.subject import Provenance
+from trainer_compat.trl_rl_shared import (_BACKBONE, _CONFIG, _GC_STATE, _GENERATE, _GENERATION, _HEAD, _TAGS, FULL,
+                                          INIT, MODULES, NAMES, PLAIN_LM, VERIFIED_NEW, backbone_problem, head_problem,
+                                          rl, wrapper)
+from trainer_compat.trl_rl_shared import trl_for as _trl
 from trainer_compat.versions import VersionRange
 
 STEP_KINDS = ("dpo", "grpo")
@@ -113,7 +114,7 @@ class RlFusedLmHead(Rule):
             return
         kind, cls, attr = ctx.setup.trainer, ctx.subject.cls.__name__, _backbone_attr(ctx)
         trainer = NAMES[kind]
-        problem = SftFusedLmHead._backbone(ctx, attr)
+        problem = backbone_problem(ctx, attr)
         if problem:
             site = library_site("trl.trainer.utils", r"getattr\(self, backbone_attr\)\(")
             yield self.finding(ctx, f"{cls} {problem}; the fused LM head {trainer} adds on TRL {trl} calls "
@@ -121,7 +122,7 @@ class RlFusedLmHead(Rule):
                                     "first step raises AttributeError", member=attr, feature=kind, call_site=site,
                                trl_version=str(trl),
                                fix=f"expose the backbone: `@property def {attr}(self): return self.model.base_model`")
-        problem = SftFusedLmHead._head(ctx)
+        problem = head_problem(ctx)
         if problem:
             site = library_site("trl.trainer.utils", r"lm_head = self\.get_output_embeddings\(\)")
             yield self.finding(ctx, f"{cls} {problem}; the fused LM head {trainer} adds on TRL {trl} projects with "
