@@ -13,9 +13,10 @@ import torch
 
 import trainer_compat
 from tests.trainer_runner import RUN_SCALE, rows
+from trainer_compat.catalog import find_rule
 from trainer_compat.findings import Severity
 from trainer_compat.returns import DICT, LOGITS, LOSS, OTHER, TUPLE, forward_returns
-from trainer_compat.rules import Example, rule_by_code
+from trainer_compat.rules import Example
 from trainer_compat.rules.forward import KWARGS_READER
 from trainer_compat.targets import load_target
 
@@ -79,8 +80,8 @@ CASES = [
 
 @pytest.mark.parametrize(("code", "kind", "index", "outcome", "audio"), CASES,
                          ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
-def test_the_verdict_is_the_real_trainers(code, kind, index, outcome, audio, tmp_path) -> None:
-    example: Example = getattr(rule_by_code(code), kind)[index]
+def test_the_verdict_is_the_real_trainers(code, kind, index, outcome, audio, *, tmp_path) -> None:
+    example: Example = getattr(find_rule(code), kind)[index]
     model = example.load(tmp_path)
     options = example.options(tmp_path)
     report = trainer_compat.check(model(), **{**options, "args": {**RUN_SCALE, "save_strategy": "no", **example.args}})

@@ -3,7 +3,7 @@ that names it while the other rules still run."""
 
 from __future__ import annotations
 
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat import check
 from trainer_compat.rules import ALL_RULES
@@ -43,3 +43,34 @@ def test_a_rule_runs_only_on_the_releases_it_declares(monkeypatch):
     assert any(f.rule == "TC001" for f in check(Wrapper, {"gradient_checkpointing": True}).findings)
     monkeypatch.setattr(rule, "versions", VersionRange(until="4.0.0"))
     assert not any(f.rule == "TC001" for f in check(Wrapper, {"gradient_checkpointing": True}).findings)
+
+
+def test_a_rule_with_malformed_metadata_is_refused_when_its_class_is_created():
+    import pytest
+
+    from trainer_compat.findings import Severity
+    from trainer_compat.rules import Rule
+
+    with pytest.raises(TypeError, match="code 'X1' is not TC.*summary is empty"):
+        class Bad(Rule):
+            code = "X1"
+            name = "bad"
+            severity = Severity.ERROR
+            summary = ""
+            explanation = "x"
+
+    class Good(Rule):  # the same with valid metadata: no error
+        code = "TC9999"
+        name = "good-rule"
+        severity = Severity.INFO
+        summary = "s"
+        explanation = "e"
+
+
+def test_one_registry_holds_every_rule_and_the_checker_runs_the_model_rules():
+    from trainer_compat.catalog import all_rules
+    from trainer_compat.rules import MODEL_RULES
+
+    codes = [r.code for r in all_rules()]
+    assert {"TC001", "TC701", "TC801", "TC901"} <= set(codes) and len(codes) == len(set(codes))
+    assert "TC801" not in {r.code for r in MODEL_RULES} and "TC001" in {r.code for r in MODEL_RULES}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 import trainer_compat
-from trainer_compat.rules import ALL_RULES, Example, Rule
+from trainer_compat.rules import ALL_RULES, MODEL_RULES, Example, Rule
 from trainer_compat.versions import installed_transformers
 
 
 def _cases(kind: str) -> list:
     return [pytest.param(rule, example, id=f"{rule.code}-{kind}-{i}")
-            for rule in ALL_RULES for i, example in enumerate(getattr(rule, kind))]
+            for rule in MODEL_RULES for i, example in enumerate(getattr(rule, kind))]
 
 
 def _codes(example: Example, tmp_path) -> set[str]:
@@ -40,7 +40,7 @@ def test_silent(rule: type[Rule], example: Example, tmp_path) -> None:
     assert rule.code not in _codes(example, tmp_path)
 
 
-@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
+@pytest.mark.parametrize("rule", MODEL_RULES, ids=lambda r: r.code)
 def test_every_rule_is_documented_with_both_kinds_of_example(rule: type[Rule]) -> None:
     assert rule.code and rule.name and rule.summary and rule.explanation
     assert rule.fires and rule.silent

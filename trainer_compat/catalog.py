@@ -9,15 +9,13 @@ from typing import TypeAlias
 from trainer_compat.errors import UsageError
 from trainer_compat.findings import Finding
 from trainer_compat.rules import ALL_RULES, Rule
-from trainer_compat.rules.isolation import ISOLATION_RULES, IsolationRule
-from trainer_compat.rules.workflow import WORKFLOW_RULES
 
-RuleClass: TypeAlias = type[Rule] | type[IsolationRule]
+RuleClass: TypeAlias = type[Rule]
 
 
 def all_rules() -> tuple[RuleClass, ...]:
-    """The model rules, the workflow rules (preflight, suppressions) and the report-level isolation rules."""
-    return tuple(sorted((*ALL_RULES, *WORKFLOW_RULES, *ISOLATION_RULES), key=lambda r: _number(r.code)))
+    """Every rule: the model rules, the workflow rules (preflight, suppressions) and the isolation rules."""
+    return ALL_RULES
 
 
 def _number(code: str) -> int:

@@ -12,7 +12,7 @@ from trainer_compat.features import TrainingSetup
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.meta import LoadsWeights, is_on_meta, on_meta
 from trainer_compat.report import MemberRow, Report
-from trainer_compat.rules import ALL_RULES, Context
+from trainer_compat.rules import MODEL_RULES, Context
 from trainer_compat.subject import Subject
 from trainer_compat.versions import installed_torch, installed_transformers
 
@@ -25,7 +25,7 @@ _ALWAYS_SHOWN = ("forward", "config", "gradient_checkpointing_enable", "activati
 def build_subject(obj: Any, *, target: str | None = None, init_kwargs: dict[str, Any] | None = None,
                   meta: bool = True) -> Subject:
     """``meta``: build a class or factory on the meta device (the probe rebuilds it on the real one)."""
-    import torch.nn as nn
+    from torch import nn
 
     name = target or _default_name(obj)
     if isinstance(obj, nn.Module):
@@ -152,7 +152,7 @@ def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: 
         for skipped in ctx.probe.skipped:
             ctx.skip("probe", skipped)
     findings: list[Finding] = []
-    for rule in ALL_RULES:
+    for rule in MODEL_RULES:
         if version in rule.versions:  # the releases on which the hazard exists at all
             findings.extend(_run_rule(rule(), ctx))
     findings.sort(key=lambda f: (-f.severity.rank, f.rule))

@@ -263,7 +263,7 @@ class _Child:
         from trainer_compat.rules.isolation import BY_KIND
 
         version = self.ready.get("transformers", "")
-        finding = BY_KIND[kind].finding(spec, detail, version or None)
+        finding = BY_KIND[kind].failure(detail, version or None)
         return Report(target=spec, transformers_version=version, torch_version=self.ready.get("torch", ""),
                       trainer=self.started.get("trainer", ""), features=tuple(self.started.get("features", ())),
                       findings=[finding], skipped=[f"every check: the target took its isolated check down "

@@ -94,7 +94,7 @@ def failure_report(target: str, kind: str, detail: str, setup: Any = None, ready
     started = started if started is not None else {
         "trainer": getattr(setup, "trainer", ""), "features": sorted(f.value for f in getattr(setup, "features", ()))}
     version = ready.get("transformers", "")
-    finding = BY_KIND[kind].finding(target, detail, version or None)
+    finding = BY_KIND[kind].failure(detail, version or None)
     return Report(target=target, transformers_version=version, torch_version=ready.get("torch", ""),
                   trainer=started.get("trainer", ""), features=tuple(started.get("features", ())),
                   findings=[finding], skipped=[f"every check: the target's check did not finish ({finding.rule})"])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from packaging.version import Version
@@ -85,6 +86,13 @@ class Context:
 
 
 class Rule:
+    """One check: its code, name, severity, explanation and examples (which are its tests and its docs).
+
+    A model rule reads a Context in ``check``; a rule whose findings another part reports (``produced_by``:
+    preflight, the suppression comments, the isolated check) only declares itself here, so that every code is
+    documented, listed and selected alike. The metadata is validated when the class is created.
+    """
+
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[Severity]  # the most severe level it reports
@@ -93,9 +101,24 @@ class Rule:
     fires: ClassVar[tuple[Example, ...]] = ()
     silent: ClassVar[tuple[Example, ...]] = ()
     versions: ClassVar[VersionRange] = ALWAYS  # the releases on which the hazard exists at all
+    produced_by: ClassVar[str | None] = None  # None: a model rule; else what reports its findings
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in vars(cls):
+            _validate(cls)
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         raise NotImplementedError
+
+    @classmethod
+    def make(cls, message: str, *, version: str | None, location: Location | None = None,
+             severity: Severity | None = None, member: str | None = None, feature: Feature | str | None = None,
+             fix: str | None = None, call_site: Location | None = None, **details: Any) -> Finding:
+        """A finding of this rule (what ``finding`` builds from a Context, and other reporters directly)."""
+        return Finding(rule=cls.code, name=cls.name, severity=severity or cls.severity, message=message,
+                       member=member, feature=feature.value if isinstance(feature, Feature) else feature, fix=fix,
+                       transformers_version=version, call_site=call_site, location=location, details=details)
 
     def finding(
         self,
@@ -112,19 +135,33 @@ class Rule:
     ) -> Finding:
         from trainer_compat.shims.discover import name_inner  # fix texts name the wrapper's real inner attribute
 
-        return Finding(
-            rule=self.code,
-            name=self.name,
-            severity=severity or self.severity,
-            message=message,
-            member=member,
-            feature=feature.value if isinstance(feature, Feature) else feature,
-            fix=name_inner(fix, ctx.subject.instance),
-            transformers_version=str(ctx.version),
-            call_site=call_site,
-            location=location or ctx.subject.location,
-            details=details,
-        )
+        return self.make(message, version=str(ctx.version), location=location or ctx.subject.location,
+                         severity=severity, member=member, feature=feature, fix=name_inner(fix, ctx.subject.instance),
+                         call_site=call_site, **details)
+
+
+_CODE = re.compile(r"TC\d{3,4}")
+_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+
+
+def _validate(rule: type[Rule]) -> None:
+    """A rule's metadata, checked when its class is created: a malformed rule is a TypeError at import."""
+    problems = []
+    if not isinstance(vars(rule).get("code"), str) or not _CODE.fullmatch(rule.code):
+        problems.append(f"code {vars(rule).get('code')!r} is not TC followed by 3 or 4 digits")
+    if not isinstance(getattr(rule, "name", None), str) or not _NAME.fullmatch(rule.name):
+        problems.append(f"name {getattr(rule, 'name', None)!r} is not lower-case-with-dashes")
+    if not isinstance(getattr(rule, "severity", None), Severity):
+        problems.append("severity is not a Severity")
+    for text in ("summary", "explanation"):
+        if not isinstance(getattr(rule, text, None), str) or not getattr(rule, text).strip():
+            problems.append(f"{text} is empty")
+    if not isinstance(rule.versions, VersionRange):
+        problems.append("versions is not a VersionRange")
+    if not all(isinstance(e, Example) for e in (*rule.fires, *rule.silent)):
+        problems.append("fires/silent hold something other than Examples")
+    if problems:
+        raise TypeError(f"rule {rule.__module__}.{rule.__qualname__}: {'; '.join(problems)}")
 
 
 def first_feature(requirement: Requirement, ctx: Context) -> Feature:

@@ -1,42 +1,39 @@
 """Findings about a target that took its isolated check down (``--isolate``): hangs, crashes, exits, memory.
 
-These are report-level rules: no in-process check can observe them, so they are not in ``ALL_RULES``
-(whose examples run in-process); ``trainer_compat.isolate`` reports them, one per failed target. They are
-listed and documented with the others (``catalog.all_rules``); their cases are in tests/test_isolation_hostile.py.
+These are report-level rules: no in-process check can observe them, so they carry no in-process examples;
+``trainer_compat.isolate`` (and the guard of an in-process run) reports them, one per failed target. They are
+listed, documented and selected with the others; their cases are in tests/test_isolation_hostile.py and
+tests/test_hostile_guard.py.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 from trainer_compat.findings import Finding, Severity
-from trainer_compat.versions import ALWAYS, VersionRange
+from trainer_compat.rules.base import Context, Rule
 
 
-class IsolationRule:
-    code: ClassVar[str]
-    name: ClassVar[str]
+class IsolationRule(Rule):
     severity: ClassVar[Severity] = Severity.ERROR
-    summary: ClassVar[str]
     fix: ClassVar[str]
-    produced_by: ClassVar[str] = "the isolated check (`--isolate`, the default), one per target it took down"
-    fires: ClassVar[tuple[()]] = ()  # a target that hangs or crashes cannot be an in-process example
-    silent: ClassVar[tuple[()]] = ()
-    versions: ClassVar[VersionRange] = ALWAYS
+    produced_by: ClassVar[str | None] = "the isolated check (`--isolate`, the default), one per target it took down"
 
-    explanation: ClassVar[str]
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "summary" in vars(cls):  # the explanation is built before Rule validates it
+            cls.explanation = (f"{cls.summary} The check runs each target in a child process, so the other "
+                               f"targets are still checked and this one is reported instead of taking the run "
+                               f"down. Fix: {cls.fix}.")
         super().__init_subclass__(**kwargs)
-        cls.explanation = (f"{cls.summary} The check runs each target in a child process, so the other targets "
-                           f"are still checked and this one is reported instead of taking the run down. "
-                           f"Fix: {cls.fix}.")
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        return iter(())  # no in-process check can observe a target taking its process down
 
     @classmethod
-    def finding(cls, target: str, detail: str, version: str | None) -> Finding:
-        del target  # the report names it
-        return Finding(rule=cls.code, name=cls.name, severity=cls.severity, message=detail,
-                       fix=cls.fix, transformers_version=version, details={"isolated": True})
+    def failure(cls, detail: str, version: str | None) -> Finding:
+        """The finding for a target whose check this took down (the report names the target)."""
+        return cls.make(detail, version=version, fix=cls.fix, isolated=True)
 
 
 class TargetHangs(IsolationRule):

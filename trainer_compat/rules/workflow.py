@@ -7,25 +7,17 @@ so they carry no model examples; tests/test_preflight.py and tests/test_cli_conf
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.findings import Finding, Severity
 from trainer_compat.rules.base import Context, Rule
 
 
 class WorkflowRule(Rule):
-    produced_by: ClassVar[str]  # "preflight" or "suppression comments"
+    produced_by: ClassVar[str | None] = "preflight"  # or "suppression comments"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         return iter(())  # the model alone never shows these: see produced_by
-
-    @classmethod
-    def make(cls, message: str, *, version: str, location: Location | None, severity: Severity | None = None,
-             fix: str | None = None, member: str | None = None, feature: str | None = None,
-             **details: Any) -> Finding:
-        return Finding(rule=cls.code, name=cls.name, severity=severity or cls.severity, message=message,
-                       member=member, feature=feature, fix=fix, transformers_version=version,
-                       location=location, details=details)
 
 
 class DatasetColumnsDropped(WorkflowRule):
