@@ -7,7 +7,8 @@ import torch
 from packaging.version import Version
 
 import trainer_compat
-from trainer_compat.rules.arguments import NEW_NAMES, DeprecatedAliasOverridden
+from trainer_compat.protocol.data import NEW_NAMES
+from trainer_compat.rules.arguments import DeprecatedAliasOverridden
 from trainer_compat.testing import tiny_causal_lm
 from trainer_compat.versions import installed_transformers
 

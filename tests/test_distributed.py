@@ -4,14 +4,13 @@ DDP on a single-process gloo group, transformers' from_pretrained under ZeRO-3 a
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
 import inspect
 import os
 import socket
 import tempfile
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import torch
@@ -20,10 +19,9 @@ from packaging.version import Version
 
 import trainer_compat
 from trainer_compat.features import environment_kept
+from trainer_compat.protocol.data import RECURSIVE_UNWRAP, RECURSIVE_UNWRAP_EVERY_RUN_UNTIL
 from trainer_compat.rules.distributed import FsdpMixedRequiresGrad, FsdpNoSplitModules, Zero3DeviceMap
 from trainer_compat.rules.distributed_ddp import (
-    RECURSIVE_UNWRAP,
-    RECURSIVE_UNWRAP_EVERY_RUN_UNTIL,
     DdpReentrantCheckpointing,
     DdpUnusedParameters,
     InnerModelNamedModule,

@@ -28,7 +28,6 @@ DROPPING_WRAPPER = WRAPPER_HEAD + """
         return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
 """
 T5_MODEL = "from trainer_compat.testing import tiny_seq2seq\nModel = tiny_seq2seq\n"
-T5_LOSS_KWARGS = "5.0.0"  # T5ForConditionalGeneration.forward takes **kwargs (its loss ignores num_items_in_batch)
 NORMALISING_WRAPPER = WRAPPER_HEAD + """
     def forward(self, input_ids, attention_mask=None, labels=None, **loss_kwargs):
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits

@@ -24,6 +24,13 @@ ACCEPTS_LOSS_KWARGS_ATTR = "4.48.0"  # model.accepts_loss_kwargs is honoured
 SAVE_UNWRAPS_COMPILE = "4.52.0"  # _save unwraps torch.compile (keep_torch_compile=False): save_pretrained
 LABEL_SMOOTHING_READS_CONFIG = "4.56.0"  # Trainer.__init__ reads model.config with label smoothing on
 USE_CACHE_ASSIGNMENT = "5.0.0"  # Trainer.__init__ assigns model.config.use_cache
+NEW_NAMES = ACTIVATION_CHECKPOINTING  # activation_checkpointing* arguments: gradient_checkpointing* deprecated aliases
+NON_REENTRANT_DEFAULT = "5.0.0"  # PreTrainedModel.gradient_checkpointing_enable: use_reentrant=True before
+INPUT_GRADS_BUILT_IN = "5.0.0"  # gradient_checkpointing_enable makes the input embeddings require grad itself
+RECURSIVE_UNWRAP = "4.47.0"  # Trainer: `self.model = unwrap_model(self.model, recursive=True)` under FSDP
+RECURSIVE_UNWRAP_EVERY_RUN_UNTIL = "5.3.0"  # from 5.3 only in _update_auto_batch_size (auto_find_batch_size)
+PARALLELIZABLE_FLAGS_UNTIL = "5.0.0"  # 4.x Trainer also honours is_parallelizable and model_parallel
+T5_LOSS_KWARGS = "5.0.0"  # T5ForConditionalGeneration.forward takes **kwargs (its loss ignores num_items_in_batch)
 # accelerate (not transformers) releases:
 ACCELERATE_DROPS_ABSENT_NO_SPLIT = "1.16.0"  # FSDP plugins skip _no_split_modules names the model lacks (no raise)
 

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.protocol.data import NEW_NAMES
 from trainer_compat.protocol.model import Site
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.versions import VersionRange
 
-NEW_NAMES = "5.23.0"  # activation_checkpointing*: gradient_checkpointing* become deprecated aliases
 # The deprecated name and the name that wins over it when both are given.
 ALIASES = (("gradient_checkpointing", "activation_checkpointing"),
            ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"))

@@ -16,13 +16,16 @@ from trainer_compat.analysis import CHECKPOINTING_METHODS, uses_reentrant
 from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature, checkpointing_kwargs
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.protocol.data import (
+    NON_REENTRANT_DEFAULT,
+    PARALLELIZABLE_FLAGS_UNTIL,
+    RECURSIVE_UNWRAP,
+    RECURSIVE_UNWRAP_EVERY_RUN_UNTIL,
+)
 from trainer_compat.protocol.model import Site
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.versions import VersionRange
 
-NON_REENTRANT_DEFAULT = "5.0.0"  # PreTrainedModel.gradient_checkpointing_enable: use_reentrant=True before
-RECURSIVE_UNWRAP = "4.47.0"  # Trainer: `self.model = unwrap_model(self.model, recursive=True)` under FSDP
-RECURSIVE_UNWRAP_EVERY_RUN_UNTIL = "5.3.0"  # from 5.3 only in _update_auto_batch_size (auto_find_batch_size)
 _FIND_UNUSED_SITE = Site(r"find_unused(_parameters\"\])? = (not|True|self\.args\.ddp_find_unused_parameters)")
 _UNWRAP_SITE = Site(r"self\.model = unwrap_model\(self\.model, recursive=True\)")
 _LAUNCH = "launched on more than one process (torchrun, accelerate launch)"
@@ -180,8 +183,8 @@ def module_attributes(model: Any) -> list[tuple[str, str]]:
         if isinstance(module, (DistributedDataParallel, DataParallel)):
             continue
         try:
-            inner = getattr(module, "module")
-        except Exception:  # noqa: BLE001 - hasattr() semantics: any error means "no attribute"
+            inner = module.module
+        except Exception:  # hasattr() semantics: any error means "no attribute"
             continue
         found.append((name, type(inner).__name__))
     return found
@@ -245,7 +248,6 @@ _EXPOSED = _DISPATCHED.replace(
                      "    def forward")
 
 
-PARALLELIZABLE_FLAGS_UNTIL = "5.0.0"  # 4.x Trainer also honours is_parallelizable and model_parallel
 
 
 _FLAGGED = _DISPATCHED.replace("    def forward",

@@ -12,7 +12,6 @@ from trainer_compat.example_models import (
     EXPLICIT_WRAPPER,
     KWARGS_WRAPPER,
     NORMALISING_WRAPPER,
-    T5_LOSS_KWARGS,
     T5_MODEL,
 )
 from trainer_compat.example_models import (
@@ -30,7 +29,12 @@ from trainer_compat.forward import (
     loss_module,
     uses_num_items_in_batch,
 )
-from trainer_compat.protocol.data import ACCEPTS_LOSS_KWARGS_ATTR, ACCUMULATION_DIVIDED, LOSS_KWARGS_ANY_VAR_KEYWORD
+from trainer_compat.protocol.data import (
+    ACCEPTS_LOSS_KWARGS_ATTR,
+    ACCUMULATION_DIVIDED,
+    LOSS_KWARGS_ANY_VAR_KEYWORD,
+    T5_LOSS_KWARGS,
+)
 from trainer_compat.protocol.model import Site
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import source_location

@@ -11,15 +11,15 @@ from trainer_compat.analysis import CHECKPOINTING_METHODS, uses_reentrant
 from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.protocol.data import INPUT_GRADS_BUILT_IN
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.versions import VersionRange
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
 
 # From 5.0.0 PreTrainedModel checkpoints non-reentrantly by default and, for text models, calls
 # enable_input_require_grads() itself; before, the default is use_reentrant=True and nothing helps the inputs.
-INPUT_GRADS_BUILT_IN = "5.0.0"
 
 _FROZEN = EXPLICIT_WRAPPER.replace(
     "        self.model = tiny_causal_lm(tie=False)",
@@ -58,7 +58,7 @@ def _frozen_inputs(lm: nn.Module) -> bool:
     """A text model (its inputs are token ids) whose every embedding table is frozen."""
     if getattr(lm, "main_input_name", None) != "input_ids":
         return False  # audio/vision encoders start with trainable projections, not with the embeddings
-    import torch.nn as nn
+    from torch import nn
 
     embeddings = [m for m in lm.modules() if isinstance(m, nn.Embedding)]
     return bool(embeddings) and not any(p.requires_grad for m in embeddings for p in m.parameters())
