@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 import torch
-import torch.nn as nn
+from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 

@@ -28,8 +28,17 @@ from typing import Any
 
 import torch
 
-from tests.trainer_runner import _WEIGHT_FILES, RUN_SCALE, Outcome, Trace, _checkpointing_observations, _Phase, \
-    count_checkpoints, record_failure, record_result
+from tests.trainer_runner import (
+    _WEIGHT_FILES,
+    RUN_SCALE,
+    Outcome,
+    Trace,
+    _checkpointing_observations,
+    _Phase,
+    count_checkpoints,
+    record_failure,
+    record_result,
+)
 
 # The profiles of the corpus: each one switches on one thing the Trainer does besides plain steps.
 PROFILES: dict[str, dict[str, Any]] = {

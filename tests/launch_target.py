@@ -19,9 +19,9 @@ import warnings
 
 
 def _model(path: str):
-    from trainer_compat.targets import load_target
-
     import torch
+
+    from trainer_compat.targets import load_target
 
     torch.manual_seed(0)
     obj = load_target(f"{path}:Model")
@@ -42,7 +42,7 @@ def _reset_accelerate() -> None:
 
         AcceleratorState._reset_state(reset_partial_state=False)
         GradientState._reset_state()
-    except Exception:  # noqa: BLE001 - an older accelerate: nothing to reset
+    except Exception:  # an older accelerate: nothing to reset
         pass
     for name in [n for n in os.environ if n.startswith("FSDP_") or n == "ACCELERATE_USE_FSDP"]:
         del os.environ[name]
@@ -124,7 +124,7 @@ def run_case(case: dict, out_dir: str) -> dict:
         result = {"id": case["id"]}
         try:
             result.update(run_fsdp(case, _model(case["path"])))
-        except BaseException as exc:  # noqa: BLE001 - what the launch does is the result
+        except BaseException as exc:  # what the launch does is the result
             result.update(ok=False, error=_error(exc), where=traceback.format_exc(limit=-3)[-1500:])
         return result
     model = _model(case["path"])
@@ -154,7 +154,7 @@ def run_case(case: dict, out_dir: str) -> dict:
                       losses=[h["loss"] for h in trainer.state.log_history if "loss" in h],
                       trained_type=type(trainer.model).__name__, wrapped_type=type(trainer.model_wrapped).__name__,
                       world_size=trainer.args.world_size, fsdp_units=_fsdp_units(trainer.model_wrapped))
-    except BaseException as exc:  # noqa: BLE001 - what the launch does is the result
+    except BaseException as exc:  # what the launch does is the result
         result.update(ok=False, error=_error(exc),
                       where=traceback.format_exc(limit=-3)[-1500:])
     return result
@@ -168,8 +168,10 @@ def _error(exc: BaseException) -> str:
 def main() -> None:
     spec_path, out_dir = sys.argv[1], sys.argv[2]
     rank = int(os.environ.get("RANK", "0"))
+    with open(spec_path, encoding="utf-8") as spec:
+        cases = json.load(spec)
     results = []
-    for case in json.load(open(spec_path, encoding="utf-8")):
+    for case in cases:
         results.append(run_case(case, out_dir))
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w", encoding="utf-8") as f:
             json.dump(results, f)  # after each case: a hang later still leaves the earlier verdicts

@@ -48,7 +48,7 @@ def test_check_agrees_with_trainer(entry: Entry, profile: Profile, tmp_path) -> 
     outcome = run(entry.build, entry.trainer, profile, tmp_path)
     findings = "\n".join(f"  {f.rule} {f.severity.value}: {f.message}" for f in report.findings) or "  (none)"
     assert report.compatible == outcome.ok, (
-        f"{entry.name} × {profile.name}: the check says {'compatible' if report.compatible else 'NOT compatible'}, "
+        f"{entry.name} x {profile.name}: the check says {'compatible' if report.compatible else 'NOT compatible'}, "
         f"the real {entry.trainer} run: {outcome}\nfindings:\n{findings}")
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import torch.nn as nn
 import transformers
+from torch import nn
 
 import trainer_compat
 from trainer_compat import Report, Severity, UsageError
@@ -58,7 +58,7 @@ def test_invalid_arguments_raise_usage_error():
         trainer_compat.check(Wrapper(), args={"no_such_field": 1})
     with pytest.raises(UsageError, match="unknown trainer 'no-such-trainer'"):
         trainer_compat.check(Wrapper(), trainer="no-such-trainer")
-    with pytest.raises(UsageError, match="not a transformers.Trainer subclass"):
+    with pytest.raises(UsageError, match=r"not a transformers\.Trainer subclass"):
         trainer_compat.check(Wrapper(), trainer=Wrapper)
 
 

@@ -53,7 +53,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
         module = ".".join([*base, node.module] if node.module else base) if node.level else node.module or ""
         for alias in node.names:
             out.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules else module)
-    return {m for m in out if m in modules and m != name and m != "trainer_compat"}
+    return {m for m in out if m in modules and m not in (name, "trainer_compat")}
 
 
 def _graph() -> dict[str, set[str]]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
 import transformers
+from torch import nn
 
 import trainer_compat
 from trainer_compat.findings import Severity

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from trainer_compat.cli import main
+from trainer_compat.errors import TargetError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = "tests/fixtures"
@@ -97,7 +98,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, expected):
 
 
 def test_debug_shows_the_traceback(capsys):
-    with pytest.raises(Exception):
+    with pytest.raises(TargetError, match=r"RaisesInInit.* raised RuntimeError: CUDA is not available"):
         main(["check", f"{FIX}/odd_targets.py:RaisesInInit", "--debug"])
 
 

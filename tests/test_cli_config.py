@@ -184,7 +184,7 @@ def test_config_peft_table_and_file_add_the_peft_rules(capsys, tmp_path, monkeyp
     ('peft = "missing.json"\n', "peft: no such file missing.json"),
     ("peft = 3\n", "peft must be a table"),
 ])
-def test_bad_version_or_peft_in_config_exits_2(capsys, tmp_path, monkeypatch, clean_env, extra, expected):
+def test_bad_version_or_peft_in_config_exits_2(extra, expected, *, capsys, tmp_path, monkeypatch, clean_env):
     _pyproject(tmp_path, extra)
     monkeypatch.chdir(tmp_path)
     code, out, err = run(capsys, "check")

@@ -41,7 +41,8 @@ def test_collect_only_counts_the_target_items(pytester):
     result = pytester.runpytest_subprocess("--trainer-compat", "-p", "no:cacheprovider", "--co")
     text = result.stdout.str()
     assert "collected 4 items" in text, text  # 2 tests + 2 targets, as listed
-    assert "<TargetItem trainer-compat[models.py:Good]>" in text and "<TargetItem trainer-compat[models.py:Tied]>" in text
+    assert "<TargetItem trainer-compat[models.py:Good]>" in text
+    assert "<TargetItem trainer-compat[models.py:Tied]>" in text
     # a test file named on the command line: the targets come through pytest's collection all the same
     named = pytester.runpytest_subprocess("--trainer-compat", "-p", "no:cacheprovider", "--co", "-q",
                                           "check_models.py")

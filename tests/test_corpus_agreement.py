@@ -41,12 +41,12 @@ KNOWN: dict[str, dict[tuple[str, str, str], str]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def entry(name: str) -> CorpusEntry:
     return load(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def real(name: str, profile: str):
     with tempfile.TemporaryDirectory() as workdir:
         return run(entry(name), profile, Path(workdir))
@@ -113,7 +113,7 @@ def test_real_outcome_is_expected(name: str, profile: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "profile", "mode"), _cases(MODES))
-def test_mode_agrees_with_the_real_run(name: str, profile: str, mode: str, tmp_path: Path, record_property,
+def test_mode_agrees_with_the_real_run(name: str, profile: str, mode: str, *, tmp_path: Path, record_property,
                                        request) -> None:
     _skip(name)
     known = KNOWN.get(transformers_line(), {}).get((name, profile, mode))
@@ -122,7 +122,7 @@ def test_mode_agrees_with_the_real_run(name: str, profile: str, mode: str, tmp_p
     outcome = real(name, profile)
     try:
         report = verdict(name, profile, mode, tmp_path)
-    except Exception as exc:  # noqa: BLE001 - only the missing API is excused, below
+    except Exception as exc:  # only the missing API is excused, below
         missing = _api_missing(exc)
         if missing:
             pytest.xfail(f"check() does not take the trainer class / data / collator yet: {missing}")

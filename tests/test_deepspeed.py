@@ -8,7 +8,7 @@ import copy
 import tempfile
 
 import pytest
-import torch.nn as nn
+from torch import nn
 
 import trainer_compat
 from trainer_compat.testing import tiny_causal_lm

@@ -13,6 +13,7 @@ def test_the_readme_rule_table_is_current_and_lists_every_rule():
     from trainer_compat.catalog import all_rules
 
     readme = docgen.README.read_text(encoding="utf-8")
-    assert readme == docgen.readme_with_table(readme), "README.md's rule table is stale: run python -m trainer_compat.docgen"
+    assert readme == docgen.readme_with_table(readme), \
+        "README.md's rule table is stale: run python -m trainer_compat.docgen"
     table = readme[readme.index(docgen.TABLE_START):readme.index(docgen.TABLE_END)]
     assert all(f"[{rule.code}]" in table for rule in all_rules())

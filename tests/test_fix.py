@@ -73,7 +73,7 @@ def test_fix_keeps_unusual_formatting_decorators_nested_classes_and_comments(tmp
 
 
 def test_write_refuses_when_the_result_does_not_import(seed_copy, monkeypatch, capsys):
-    import trainer_compat.shims.commit as commit
+    from trainer_compat.shims import commit
 
     original = seed_copy.read_text()
     monkeypatch.setattr(commit, "_VERIFY", "raise SystemExit('import failed on purpose')")
@@ -83,7 +83,7 @@ def test_write_refuses_when_the_result_does_not_import(seed_copy, monkeypatch, c
 
 
 def test_write_refuses_when_the_file_changed_since_read(seed_copy, monkeypatch, capsys):
-    import trainer_compat.shims.commit as commit
+    from trainer_compat.shims import commit
 
     def edit_meanwhile(*args, **kwargs):  # the real check is not what this is about: someone edits meanwhile
         seed_copy.write_text(seed_copy.read_text() + "\n# edited by someone else\n")
@@ -197,7 +197,7 @@ def test_after_fix_write_the_check_draws_no_finding_of_the_fix_own(seed_repo, ca
 
 
 def test_fix_texts_name_the_real_inner_attribute():
-    import torch.nn as nn
+    from torch import nn
 
     import trainer_compat
     from trainer_compat.testing import tiny_causal_lm

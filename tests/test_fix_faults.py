@@ -17,8 +17,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import trainer_compat.shims.commit as commit
 from trainer_compat.cli.fix import add_fix_parser
+from trainer_compat.shims import commit
 
 ARGS = '{"gradient_checkpointing": true}'
 PLAIN = '''"""A light wrapper for the fixer's fault tests."""

@@ -17,8 +17,8 @@ import pytest
 
 from trainer_compat.cli import FORMATS, main
 from trainer_compat.config import Config, settings_for
-from trainer_compat.render import RENDERERS
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.render import RENDERERS
 from trainer_compat.render.github import PER_LEVEL, render_github
 from trainer_compat.report import Report
 from trainer_compat.workflow import check_target

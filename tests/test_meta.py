@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 import trainer_compat
 from trainer_compat.checker import build_subject

@@ -38,7 +38,8 @@ def test_the_version_is_single_sourced():
 
 def test_runtime_requirements_are_complete():
     requires = importlib.metadata.requires("trainer-compat") or []
-    runtime = {r.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip() for r in requires if "extra ==" not in r}
+    runtime = {r.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip()
+               for r in requires if "extra ==" not in r}
     assert {"torch", "transformers", "accelerate"} <= runtime, runtime
     assert "datasets" not in runtime
     test_extra = {r.split(";")[0].split(">")[0].strip() for r in requires if 'extra == "test"' in r}

@@ -10,8 +10,13 @@ import torch
 
 import trainer_compat
 from trainer_compat.cli import main
-from trainer_compat.rules.peft import (PeftForwardKwargs, PeftNestedInWrapper, PeftTargetModulesUnknown,
-                                       PeftTaskNeedsGeneration, PeftTaskReadsConfig)
+from trainer_compat.rules.peft import (
+    PeftForwardKwargs,
+    PeftNestedInWrapper,
+    PeftTargetModulesUnknown,
+    PeftTaskNeedsGeneration,
+    PeftTaskReadsConfig,
+)
 
 peft = pytest.importorskip("peft", reason="the PEFT rules are tested against real peft")
 
@@ -84,7 +89,7 @@ def test_a_nested_peft_model_really_saves_no_adapter_where_tc1004_fires(tmp_path
     assert "TC1004" in {f.rule for f in trainer_compat.check(model).findings}
     checkpoint = _train_and_save(model(), tmp_path / "out")
     assert (checkpoint / "model.safetensors").is_file() and not (checkpoint / "adapter_config.json").exists()
-    with pytest.raises(ValueError, match="adapter_config.json"):
+    with pytest.raises(ValueError, match=r"adapter_config\.json"):
         peft.PeftModel.from_pretrained(_base_for_reload(example.code, tmp_path).model, str(checkpoint))
 
 
@@ -182,7 +187,8 @@ def test_tc1006_trained_weights_outside_the_adapter_do_not_survive_save_and_relo
     transformers.set_seed(0)
     model = factory()
     report = trainer_compat.check(model)
-    assert {f.severity for f in report.findings if f.rule == "TC1006"} == ({Severity.ERROR} if kind == "fires" else set())
+    expected = {Severity.ERROR} if kind == "fires" else set()
+    assert {f.severity for f in report.findings if f.rule == "TC1006"} == expected
     head = model.base_model.model.lm_head
     trained_head = head.modules_to_save["default"] if kind == "silent" else head
     before = trained_head.weight.detach().clone()

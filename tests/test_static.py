@@ -56,7 +56,7 @@ def test_a_base_from_outside_torch_and_transformers_makes_members_unknown(capsys
                       "class Known(nn.Module):\n    def forward(self, input_ids, labels=None):\n        return None\n\n"
                       "class Model(Base):\n    main_input_name = 'input_ids'\n    helper = Base.make()\n\n"
                       "    def forward(self, input_ids, labels=None):\n        return None\n")
-    code, results = _results(capsys, f"{source}:Model", f"{source}:Known", "--static")
+    _, results = _results(capsys, f"{source}:Model", f"{source}:Known", "--static")
     model, known = results[f"{source}:Model"], results[f"{source}:Known"]
     assert "error" not in [f["severity"] for f in model["findings"] if f["rule"] == "TC001"]  # unknown, not missing
     assert [f["severity"] for f in known["findings"] if f["rule"] == "TC001"] == ["error"]
@@ -77,13 +77,13 @@ def test_a_base_in_another_file_of_the_project_is_read_not_imported(capsys, tmp_
     monkeypatch.setenv("TC_HOSTILE_MARKER", str(marker))
     package = tmp_path / "pkg"
     package.mkdir()
-    (package / "__init__.py").write_text(_BASE.split("\n\n")[0] + "\n", encoding="utf-8")
+    (package / "__init__.py").write_text(_BASE.split("\n\n", maxsplit=1)[0] + "\n", encoding="utf-8")
     (package / "base.py").write_text(_BASE, encoding="utf-8")
     (package / "model.py").write_text(f"{import_line}\n\n\nclass Model(Base):\n    main_input_name = 'input_ids'\n",
                                       encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     target = f"{package / 'model.py'}:Model"
-    code, results = _results(capsys, target, "--static")
+    _, results = _results(capsys, target, "--static")
     rules = {f["rule"]: f for f in results[target]["findings"]}
     assert "TC001" not in rules  # gradient_checkpointing_enable comes from Base, in pkg/base.py
     assert "TC201" in rules  # config: known to be missing (an unknown base would make it unknown: no finding)
@@ -98,6 +98,6 @@ def test_a_base_whose_own_base_is_unknown_stays_unknown(capsys, tmp_path, monkey
                                      encoding="utf-8")
     (package / "model.py").write_text("from .base import Base\n\nclass Model(Base):\n    pass\n", encoding="utf-8")
     target = f"{package / 'model.py'}:Model"
-    code, results = _results(capsys, target, "--static")
+    _, results = _results(capsys, target, "--static")
     assert "error" not in [f["severity"] for f in results[target]["findings"] if f["rule"] == "TC001"]
     assert any("base Deep was not imported" in note for note in results[target]["skipped"])

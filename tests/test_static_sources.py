@@ -31,7 +31,7 @@ def _plain(value):
     return value if isinstance(value, (bool, int, float, dict, type(None))) else str(value)
 
 
-@pytest.mark.parametrize(("trainer", "given"), CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize(("trainer", "given"), CASES, ids=str)
 def test_static_arguments_agree_with_the_real_class(trainer, given):
     if trainer in ("sft", "dpo", "reward"):
         pytest.importorskip("trl")

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import trainer_compat
-from trainer_compat.cli import main
-from trainer_compat.versions import installed_transformers
 from trainer_compat.analysis import installed_trl, replaces_forward, sft_keeps_fixed_columns
+from trainer_compat.cli import main
 from trainer_compat.protocol import trl as boundaries
 from trainer_compat.rules import trl as rules
 from trainer_compat.rules.trl import SftForwardBypassed, SftForwardUseCache, SftFusedLmHead, SftInitMembers
+from trainer_compat.versions import installed_transformers
 
 trl = pytest.importorskip("trl", reason="the TRL rules are tested against real trl")
 datasets = pytest.importorskip("datasets", reason="SFTTrainer takes a datasets.Dataset")

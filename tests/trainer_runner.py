@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 VOCAB = 100
 SEQ = 8
@@ -198,7 +198,7 @@ def _compute_metrics(trace: Trace) -> Callable[[Any], dict[str, float]]:
     return compute
 
 
-def execute(factory: Callable[[], nn.Module], trainer: str, fields: dict[str, Any], workdir: Path,
+def execute(factory: Callable[[], nn.Module], trainer: str, fields: dict[str, Any], workdir: Path, *,
             data: str = "list", predict: bool = False) -> Trace:
     """Build the model, run the Trainer on it, and record what happened."""
     import transformers
@@ -271,6 +271,11 @@ def _off(ratio: float | None) -> bool:
 
 
 def _own_observations(trace: Trace, fields: dict[str, Any], args: Any, predict: bool) -> list[str]:
+    return [*_training_observations(trace), *_evaluation_observations(trace, args),
+            *_saving_observations(trace, args), *_generation_observations(trace, args, predict)]
+
+
+def _training_observations(trace: Trace) -> list[str]:
     found = []
     losses = [e["loss"] for e in trace.log_history if "loss" in e]
     if not losses:
@@ -279,11 +284,21 @@ def _own_observations(trace: Trace, fields: dict[str, Any], args: Any, predict: 
         found.append(f"logged losses are not finite: {losses}")
     if trace.trainable and not trace.updated:
         found.append(f"none of the {len(trace.trainable)} trainable parameters changed")
+    return found
+
+
+def _evaluation_observations(trace: Trace, args: Any) -> list[str]:
+    found = []
     if str(getattr(args.eval_strategy, "value", args.eval_strategy)) != "no":
         if not trace.evaluations:
             found.append("evaluation was scheduled but never ran")
         elif any("eval_loss" not in e for e in trace.evaluations):
             found.append("evaluation reported no eval_loss although every example has labels")
+    return found
+
+
+def _saving_observations(trace: Trace, args: Any) -> list[str]:
+    found = []
     if str(getattr(args.save_strategy, "value", args.save_strategy)) != "no":
         if not trace.checkpoints:
             found.append("saving was scheduled but no checkpoint directory was written")
@@ -292,6 +307,11 @@ def _own_observations(trace: Trace, fields: dict[str, Any], args: Any, predict: 
                 found.append(f"{name} holds no model weights ({', '.join(files)})")
         if args.load_best_model_at_end and not trace.best_checkpoint:
             found.append("load_best_model_at_end recorded no best checkpoint")
+    return found
+
+
+def _generation_observations(trace: Trace, args: Any, predict: bool) -> list[str]:
+    found = []
     if getattr(args, "predict_with_generate", False):
         if any(not np.issubdtype(np.dtype(d), np.integer) for d in trace.eval_prediction_dtypes):
             found.append(f"evaluation predictions are {trace.eval_prediction_dtypes}, not generated token ids")
@@ -337,7 +357,7 @@ def run(factory: Callable[[], nn.Module], trainer: str, profile: Profile, workdi
     import transformers
 
     fields = profile.fields()
-    trace = execute(factory, trainer, fields, workdir / "run", profile.dataset, profile.predict)
+    trace = execute(factory, trainer, fields, workdir / "run", data=profile.dataset, predict=profile.predict)
     if trace.error:
         return Outcome("failed", trace.failed_in, trace.error)
     args_cls = transformers.Seq2SeqTrainingArguments if trainer == "seq2seq" else transformers.TrainingArguments
@@ -348,13 +368,13 @@ def run(factory: Callable[[], nn.Module], trainer: str, profile: Profile, workdi
         batch = int(args.per_device_train_batch_size) * steps
         reference = execute(factory, trainer, dict(_quiet(fields), gradient_accumulation_steps=1,
                                                    per_device_train_batch_size=batch),
-                            workdir / "reference-accumulation", profile.dataset)
+                            workdir / "reference-accumulation", data=profile.dataset)
         if reference.error:
             return Outcome("failed", "reference run", f"the unaccumulated reference run failed: {reference.error}")
         found += _accumulation_observations(trace, reference, steps)
     if args.gradient_checkpointing or getattr(args, "activation_checkpointing", False):
         reference = execute(factory, trainer, dict(_quiet(fields), gradient_checkpointing=False),
-                            workdir / "reference-checkpointing", profile.dataset)
+                            workdir / "reference-checkpointing", data=profile.dataset)
         if reference.error:
             return Outcome("failed", "reference run", f"the reference run without checkpointing failed: "
                                                       f"{reference.error}")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from trainer_compat.targets import load_target
@@ -400,7 +400,7 @@ def compiled_gpt2() -> nn.Module:
     return torch.compile(tiny_causal_lm(tie=True), backend="eager")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def higgs_class(name: str) -> type[nn.Module]:
     return load_target(f"{HIGGS}:{name}")
 
