@@ -165,6 +165,25 @@ def test_model_state_puts_a_lazy_module_back_and_compares_odd_tensors():
     assert state.differences(model) == [] and type(model[0]) is nn.LazyLinear
 
 
+class Uncopyable(torch.Tensor):
+    """A tensor subclass that refuses to be cloned (some quantization libraries' tensors do)."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func is torch.Tensor.clone:
+            raise NotImplementedError("clone is not supported for this tensor type")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_a_tensor_that_cannot_be_copied_is_listed_as_not_proven_not_crashed_on():
+    model = nn.Linear(2, 2)
+    model.register_buffer("packed", torch.ones(3).as_subclass(Uncopyable))
+    state = ModelState.capture(model)
+    assert any("buffer:packed" in note and "cannot be copied" in note for note in state.unverified)
+    state.restore(model)
+    assert state.differences(model) == []
+
+
 def test_process_state_restores_flags_and_environment(monkeypatch):
     monkeypatch.delenv("CUDA_LAUNCH_BLOCKING", raising=False)
     saved = process.ProcessState.capture()
