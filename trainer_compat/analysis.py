@@ -8,10 +8,13 @@ imported), and the checks that need no instance stay as light as ``ruff``.
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 import sys
 from typing import TYPE_CHECKING, Any
+
+from trainer_compat.findings import Location
 
 if TYPE_CHECKING:
     from packaging.version import Version
@@ -28,7 +31,7 @@ def is_module(obj: object) -> bool:
     """An ``nn.Module`` instance (no torch loaded: nothing can be one)."""
     if not torch_loaded():
         return False
-    import torch.nn as nn
+    from torch import nn
 
     return isinstance(obj, nn.Module)
 
@@ -186,3 +189,81 @@ def backbone_attr(ctx: Any) -> str:
         except Exception:
             return "base_model"
     return "base_model"
+
+
+_CATCH_ALL = (None, "Exception", "BaseException")
+
+
+def swallowing_handlers(node: ast.AST) -> list[ast.ExceptHandler]:
+    handlers = []
+    for sub in ast.walk(node):
+        if not isinstance(sub, ast.ExceptHandler):
+            continue
+        caught = sub.type.id if isinstance(sub.type, ast.Name) else (None if sub.type is None else "specific")
+        if caught in _CATCH_ALL and not any(isinstance(n, ast.Raise) for n in ast.walk(sub)):
+            handlers.append(sub)
+    return handlers
+
+
+def enables_checkpointing(node: ast.AST) -> bool:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            func = sub.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if "checkpointing_enable" in name or name in ("checkpoint", "_set_gradient_checkpointing", "apply"):
+                return True
+        if isinstance(sub, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "gradient_checkpointing"
+                                               for t in sub.targets):
+            return True
+    return False
+
+
+def _flag_only_lines(node: ast.AST) -> list[int]:
+    lines = []
+    for sub in ast.walk(node):
+        targets = sub.targets if isinstance(sub, ast.Assign) else []
+        for t in targets:
+            key = t.attr if isinstance(t, ast.Attribute) else None
+            if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant):
+                key = t.slice.value
+            if key == "use_cache":
+                lines.append(sub.lineno)
+    return lines
+
+
+def shim_problems(node: ast.AST, loc: Location | None) -> list[str]:
+    """How a checkpointing method (its AST; ``loc`` where it starts) can return without enabling checkpointing:
+    a catch-all handler that does not re-raise, a use_cache fallback, no checkpointing call at all."""
+    offset = (loc.line - 1) if loc and loc.line else 0
+
+    def at(line: int) -> str:
+        return str(Location(loc.file, line + offset)) if loc else f"line {line}"
+
+    problems = [f"catches every exception at {at(h.lineno)} without re-raising"
+                for h in swallowing_handlers(node)]
+    flag_lines = _flag_only_lines(node)
+    if flag_lines and problems:
+        problems.append(f"falls back to setting use_cache at {at(flag_lines[0])}, which does not checkpoint")
+    if not enables_checkpointing(node):
+        problems.append("calls no checkpointing function and sets no `gradient_checkpointing` flag")
+    return problems
+
+
+def class_names(model: Any) -> dict[str, type]:
+    """Class name -> class, in the order accelerate's get_module_class_from_name finds them (depth first)."""
+    found: dict[str, type] = {}
+    for module in model.modules():
+        found.setdefault(type(module).__name__, type(module))
+    return found
+
+
+def known_layer_classes(model: Any) -> list[str]:
+    """The `_no_split_modules` of the submodules, aggregated, kept to the classes really in the tree (in the order
+    accelerate's get_module_class_from_name finds them: depth first)."""
+    present = class_names(model)
+    names: list[str] = []
+    for module in list(model.modules())[1:]:
+        for name in getattr(module, "_no_split_modules", None) or []:
+            if name in present and name not in names:
+                names.append(name)
+    return names

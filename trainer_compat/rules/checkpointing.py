@@ -10,15 +10,14 @@ from typing import TYPE_CHECKING, Any
 from trainer_compat import analysis
 from trainer_compat.example_models import EXPLICIT_WRAPPER, SWALLOWING_SHIM
 from trainer_compat.features import Feature
-from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.findings import Finding, Severity
 from trainer_compat.forward import submodule_called
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance, parse_function, source_location
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
 
-_CATCH_ALL = (None, "Exception", "BaseException")
 _FLAG_LIBRARIES = ("transformers", "peft", "trl")
 
 _DELEGATING = EXPLICIT_WRAPPER.replace(
@@ -53,7 +52,7 @@ def carries_flag(module: nn.Module) -> bool:
     A transformers (or peft, trl) class is trusted; a user's class must set or declare the flag, read it and
     call a checkpoint function somewhere in its own methods (when their source is available).
     """
-    import torch.nn as nn
+    from torch import nn
 
     mro = [k for k in type(module).__mro__ if k not in (nn.Module, object)]
     declared = "gradient_checkpointing" in vars(module) or any("gradient_checkpointing" in vars(k) for k in mro)
@@ -90,7 +89,7 @@ def _calls_checkpoint(node: ast.AST) -> bool:
 
 def unreached_layer_stacks(module: nn.Module) -> list[str]:
     """ModuleLists of repeated blocks that neither carry the flag nor sit under a module that does."""
-    import torch.nn as nn
+    from torch import nn
 
     stacks = []
     modules = dict(module.named_modules())  # not get_submodule: it probes a user's __getattr__ with hasattr
@@ -172,43 +171,6 @@ class CheckpointingNotCarried(Rule):
                     "(GradientCheckpointingLayer) or checkpoint them in forward")
 
 
-def _swallowing_handlers(node: ast.AST) -> list[ast.ExceptHandler]:
-    handlers = []
-    for sub in ast.walk(node):
-        if not isinstance(sub, ast.ExceptHandler):
-            continue
-        caught = sub.type.id if isinstance(sub.type, ast.Name) else (None if sub.type is None else "specific")
-        if caught in _CATCH_ALL and not any(isinstance(n, ast.Raise) for n in ast.walk(sub)):
-            handlers.append(sub)
-    return handlers
-
-
-def _enables_something(node: ast.AST) -> bool:
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call):
-            func = sub.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if "checkpointing_enable" in name or name in ("checkpoint", "_set_gradient_checkpointing", "apply"):
-                return True
-        if isinstance(sub, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "gradient_checkpointing"
-                                               for t in sub.targets):
-            return True
-    return False
-
-
-def _flag_only_lines(node: ast.AST) -> list[int]:
-    lines = []
-    for sub in ast.walk(node):
-        targets = sub.targets if isinstance(sub, ast.Assign) else []
-        for t in targets:
-            key = t.attr if isinstance(t, ast.Attribute) else None
-            if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant):
-                key = t.slice.value
-            if key == "use_cache":
-                lines.append(sub.lineno)
-    return lines
-
-
 class CheckpointingShimMayFake(Rule):
     code = "TC402"
     name = "checkpointing-shim-may-fake"
@@ -237,10 +199,10 @@ class CheckpointingShimMayFake(Rule):
             node = parse_function(func)
             if node is None:
                 continue
-            problems = self._problems(node, func)
+            problems = analysis.shim_problems(node, source_location(func))
             if not problems:
                 continue
-            latent = _latent_swallow(node, ctx.subject.instance) if _enables_something(node) else None
+            latent = _latent_swallow(node, ctx.subject.instance) if analysis.enables_checkpointing(node) else None
             on = ctx.has(Feature.CHECKPOINTING) and latent is None
             message = f"{ctx.subject.cls.__name__}.{name} can return without enabling checkpointing: " \
                 + "; ".join(problems)
@@ -255,22 +217,6 @@ class CheckpointingShimMayFake(Rule):
                     f"return self.<inner>.{name}(*args, **kwargs)`; run `trainer-compat check --probe` to prove "
                     "checkpointing is effective")
 
-    @staticmethod
-    def _problems(node: ast.AST, func: Any) -> list[str]:
-        loc = source_location(func)
-        offset = (loc.line - 1) if loc and loc.line else 0
-
-        def at(line: int) -> str:
-            return str(Location(loc.file, line + offset)) if loc else f"line {line}"
-
-        problems = [f"catches every exception at {at(h.lineno)} without re-raising"
-                    for h in _swallowing_handlers(node)]
-        flag_lines = _flag_only_lines(node)
-        if flag_lines and problems:
-            problems.append(f"falls back to setting use_cache at {at(flag_lines[0])}, which does not checkpoint")
-        if not _enables_something(node):
-            problems.append("calls no checkpointing function and sets no `gradient_checkpointing` flag")
-        return problems
 
 
 def _latent_swallow(node: ast.AST, instance: nn.Module | None) -> str | None:
@@ -279,7 +225,7 @@ def _latent_swallow(node: ast.AST, instance: nn.Module | None) -> str | None:
     if instance is None:
         return None
     tries = [t for t in ast.walk(node) if isinstance(t, ast.Try)
-             and any(h in _swallowing_handlers(t) for h in t.handlers)]
+             and any(h in analysis.swallowing_handlers(t) for h in t.handlers)]
     calls = [c for t in tries for stmt in t.body for c in ast.walk(stmt) if isinstance(c, ast.Call)
              and isinstance(c.func, ast.Attribute) and "checkpointing_enable" in c.func.attr]
     if not calls:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trainer_compat import analysis
 from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
@@ -23,7 +24,7 @@ from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import display_path
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
 
 TRANSFORMER, SIZE, NO_WRAP = "TRANSFORMER_BASED_WRAP", "SIZE_BASED_WRAP", "NO_WRAP"
 _WRAP_SITE = Site(r"raise ValueError\(f\"Could not find the transformer layer class", ("accelerate.utils.dataclasses",))
@@ -61,25 +62,6 @@ def fsdp_plan(args: Any) -> FsdpPlan | None:
                     str(config.get("use_orig_params", "true")).lower() == "true")
 
 
-def _class_names(model: nn.Module) -> dict[str, type]:
-    """Class name -> class, in the order accelerate's get_module_class_from_name finds them (depth first)."""
-    found: dict[str, type] = {}
-    for module in model.modules():
-        found.setdefault(type(module).__name__, type(module))
-    return found
-
-
-def known_layer_classes(model: nn.Module) -> list[str]:
-    """The `_no_split_modules` of the submodules, aggregated, kept to the classes really in the tree."""
-    present = _class_names(model)
-    names: list[str] = []
-    for module in list(model.modules())[1:]:
-        for name in getattr(module, "_no_split_modules", None) or []:
-            if name in present and name not in names:
-                names.append(name)
-    return names
-
-
 def _accelerate() -> str:
     from trainer_compat.versions import installed_accelerate
 
@@ -109,7 +91,7 @@ def wrap_policy(plan: FsdpPlan, names: list[str], model: nn.Module) -> Callable[
     from torch.distributed.fsdp.wrap import size_based_auto_wrap_policy, transformer_auto_wrap_policy
 
     if plan.policy == TRANSFORMER:
-        present = _class_names(model)
+        present = analysis.class_names(model)
         return functools.partial(transformer_auto_wrap_policy,
                                  transformer_layer_cls={present[n] for n in names if n in present})
     if plan.policy == SIZE and plan.min_num_params > 0:
@@ -195,7 +177,7 @@ class FsdpNoSplitModules(Rule):
         if plan is None or plan.policy != TRANSFORMER or model is None:
             return
         names, source = _declared(ctx, plan)
-        present, known = _class_names(model), known_layer_classes(model)
+        present, known = analysis.class_names(model), analysis.known_layer_classes(model)
         name = ctx.subject.cls.__name__
         suggestion = f"`_no_split_modules = {known!r}`" if known else "`_no_split_modules` naming the layer classes"
         missing = [n for n in names or [] if n not in present]
@@ -276,7 +258,7 @@ class FsdpMixedRequiresGrad(Rule):
         if plan is None or plan.version != 1 or plan.use_orig_params or model is None:
             return
         names = _declared(ctx, plan)[0] or []
-        if plan.policy == TRANSFORMER and any(n not in _class_names(model) for n in names):
+        if plan.policy == TRANSFORMER and any(n not in analysis.class_names(model) for n in names):
             return  # TC1201: accelerate raises before FSDP flattens anything
         mixed = []
         for unit, params in fsdp_units(model, wrap_policy(plan, names, model)):

@@ -9,9 +9,10 @@ from typing import Any
 
 import torch.nn as nn
 
+from trainer_compat import analysis
+from trainer_compat.forward import unwrap_compiled
 from trainer_compat.shims.discover import Delegates, discover, is_peft, is_pretrained, resolve
 from trainer_compat.shims.trl_members import trl_members
-from trainer_compat.forward import unwrap_compiled
 from trainer_compat.subject import Provenance, Subject, parse_function
 
 GC_SHAPES = (("gradient_checkpointing_kwargs",), ("gradient_checkpointing_kwargs", "every_n_layers"),
@@ -172,10 +173,10 @@ def _binds(func: Any, keywords: tuple[str, ...]) -> bool:
 
 
 def _fakes(func: Any) -> str | None:
-    from trainer_compat.rules.checkpointing import CheckpointingShimMayFake
+    from trainer_compat.subject import source_location
 
     node = parse_function(func)
-    problems = CheckpointingShimMayFake._problems(node, func) if node is not None else []
+    problems = analysis.shim_problems(node, source_location(func)) if node is not None else []
     return "it " + "; ".join(problems) if problems else None
 
 
@@ -280,9 +281,7 @@ def _no_split_modules(subject: Subject, model: nn.Module, notes: Notes) -> tuple
     """The wrapper's own layer classes that exist in the tree, plus every sub-model's (TC1201): when it declares
     none, an empty list (a fake answer: FSDP then wraps no layer), classes not in the tree (FSDP raises) or only
     some of the sub-models' (the others stay in the root unit)."""
-    from trainer_compat.rules.distributed import known_layer_classes
-
-    known = known_layer_classes(model)
+    known = analysis.known_layer_classes(model)
     own = subject.member("_no_split_modules")
     declared = _listed(own.value) if own.present and own.provenance is not Provenance.BROKEN else []
     present = {type(m).__name__ for m in model.modules()}
