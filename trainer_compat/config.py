@@ -51,7 +51,7 @@ class TargetSettings:
     args: dict[str, Any] | None
     trainer: str = "trainer"
     init_kwargs: dict[str, Any] = field(default_factory=dict)
-    selection: Selection = Selection()
+    selection: Selection = field(default_factory=Selection)
     probe: bool = False
     sample: str | None = None
     fail_on: str = "error"
@@ -96,7 +96,7 @@ def _toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[import-not-found]  # not in the 3.11+ environments mypy reads
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -148,11 +148,11 @@ def _check_types(table: dict[str, Any], where: str) -> None:
         expected = _SCHEMA.get(key)
         if expected is None:
             continue
-        if isinstance(value, bool) and bool not in expected or not isinstance(value, expected):
+        if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
             wanted = " or ".join(_TOML_TYPES[t] for t in expected)
             shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-            raise UsageError(f"{where}: {key} must be {wanted}, not {_TOML_TYPES.get(type(value), type(value).__name__)}"
-                             f" {shown}")
+            given = _TOML_TYPES.get(type(value), type(value).__name__)
+            raise UsageError(f"{where}: {key} must be {wanted}, not {given} {shown}")
 
 
 def _validate(table: dict[str, Any], file: Path) -> None:
@@ -250,7 +250,7 @@ def settings_for(target: str, config: Config, cli: dict[str, Any], *, from_confi
     merged.update(own)
     merged["ignore"] = ignore
     root = config.root
-    arg_root = {k: root for k in merged}
+    arg_root = dict.fromkeys(merged, root)
     for key, value in cli.items():
         if value is not None:
             merged[key], arg_root[key] = value, Path.cwd()

@@ -26,9 +26,8 @@ def _signature(obj: Any) -> inspect.Signature | None:
 def inspected_module(subject: Subject) -> Any:
     """What Trainer inspects for columns: the PEFT base model for a PeftModel, else the model."""
     model = subject.instance
-    if model is not None and subject.is_peft and hasattr(model, "get_base_model"):
-        return model.get_base_model()
-    return model
+    get_base_model = getattr(model, "get_base_model", None) if model is not None and subject.is_peft else None
+    return get_base_model() if get_base_model is not None else model
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,8 @@ class ForwardView:
         """The signature without annotations or defaults: ``(input_ids, labels, **kwargs)``."""
         if self.bound is None:
             return "(...)"
-        marks = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
-        return "(" + ", ".join(marks.get(p.kind, "") + n for n, p in self.bound.parameters.items()) + ")"
+        marks = {inspect.Parameter.VAR_POSITIONAL.name: "*", inspect.Parameter.VAR_KEYWORD.name: "**"}
+        return "(" + ", ".join(marks.get(p.kind.name, "") + n for n, p in self.bound.parameters.items()) + ")"
 
     @property
     def columns(self) -> list[str]:
@@ -176,6 +175,11 @@ def uses_num_items_in_batch(function: Any, owner: Any = None, depth: int = 0) ->
     var_kw = node.args.kwarg.arg if node.args.kwarg else None
     if var_kw is None:
         return False
+    return _kwargs_reach_it(node, var_kw, owner, depth)
+
+
+def _kwargs_reach_it(node: ast.FunctionDef | ast.AsyncFunctionDef, var_kw: str, owner: Any, depth: int) -> bool:
+    """Does some call that takes ``**var_kw`` read num_items_in_batch (``uses_num_items_in_batch``'s last step)?"""
     pretrained = _is_pretrained(owner)
     for call in _calls_passing(node, var_kw):
         if pretrained:
@@ -201,7 +205,7 @@ def _is_pretrained(owner: Any) -> bool:
 
 def submodule_called(func: ast.expr, owner: Any) -> Any:
     """The submodule of ``owner`` that ``self.a.b(...)`` or ``self.a.b.forward(...)`` calls, else None."""
-    import torch.nn as nn
+    from torch import nn
 
     chain = []
     while isinstance(func, ast.Attribute):
@@ -243,15 +247,17 @@ def kwargs_keys_read(forward: Any) -> list[tuple[str, int]]:
     first = function_first_line(forward)
     keys: dict[str, int] = {}
     for sub in ast.walk(node):
-        key = None
+        if not isinstance(sub, ast.expr):  # the reads below are all expressions
+            continue
+        key: str | None = None
         if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in ("pop", "get") \
-                and _is_name(sub.func.value, var) and sub.args and _is_str(sub.args[0]):
-            key = sub.args[0].value
-        elif isinstance(sub, ast.Subscript) and _is_name(sub.value, var) and _is_str(sub.slice):
-            key = sub.slice.value
+                and _is_name(sub.func.value, var) and sub.args:
+            key = _str_of(sub.args[0])
+        elif isinstance(sub, ast.Subscript) and _is_name(sub.value, var):
+            key = _str_of(sub.slice)
         elif isinstance(sub, ast.Compare) and len(sub.ops) == 1 and isinstance(sub.ops[0], (ast.In, ast.NotIn)) \
-                and _is_str(sub.left) and _is_name(sub.comparators[0], var):
-            key = sub.left.value
+                and _is_name(sub.comparators[0], var):
+            key = _str_of(sub.left)
         if key is not None:
             line = first + sub.lineno - 1
             keys[key] = min(keys.get(key, line), line)
@@ -271,5 +277,6 @@ def _is_name(node: ast.AST, name: str) -> bool:
     return isinstance(node, ast.Name) and node.id == name
 
 
-def _is_str(node: ast.AST) -> bool:
-    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+def _str_of(node: ast.AST) -> str | None:
+    """The text of a string literal, else None."""
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None

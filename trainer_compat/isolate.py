@@ -8,6 +8,7 @@ target hangs, crashes, ends the process or exhausts memory, it gets a report hol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -93,7 +94,7 @@ def _run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = Non
                  "collator": s.collator, "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample,
                  "launch": s.launch, "peft": s.peft, "transformers_version": s.transformers_version}
                 for s in settings]
-    return [finalize(r, s.selection) for r, s in zip(check_isolated(requests, limits, progress), settings)]
+    return [finalize(r, s.selection) for r, s in zip(check_isolated(requests, limits, progress), settings, strict=True)]
 
 
 def _static(settings: Any, check_static: Any, setup: Any) -> Report:
@@ -112,7 +113,8 @@ def _static(settings: Any, check_static: Any, setup: Any) -> Report:
             unread.append(f"--trainer {settings.trainer}")
             trainer = "trainer"
     chosen = setup(settings.args, trainer, launch=settings.launch, static=True, peft=settings.peft) \
-        if isinstance(trainer, str) else build_setup(settings.args, trainer, launch=settings.launch, peft=settings.peft)
+        if isinstance(trainer, str) else build_setup(settings.args, trainer, launch=settings.launch, peft=settings.peft,
+                                                     static=True)
     report = check_static(settings.spec, chosen, target=settings.target,
                           transformers_version=settings.transformers_version)
     if not unread:
@@ -123,15 +125,14 @@ def _static(settings: Any, check_static: Any, setup: Any) -> Report:
 
 def _static_trainer(spec: str) -> type | None:
     """The user's Trainer subclass rebuilt from source (its overrides are what the rules ask about)."""
-    import transformers
-
+    from trainer_compat.analysis import is_trainer_class
     from trainer_compat.static_mode import static_subject
 
     try:
         cls = static_subject(spec).cls
     except UsageError:
         return None
-    return cls if isinstance(cls, type) and issubclass(cls, transformers.Trainer) else None
+    return cls if isinstance(cls, type) and is_trainer_class(cls) else None
 
 
 def _limits(options: Any) -> Limits:
@@ -178,7 +179,7 @@ class _Child:
         self.ready: dict[str, Any] = {}
         self.started: dict[str, Any] = {}
         read_fd, write_fd = os.pipe()
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - the child's output for its life; _stop() closes it
         self.nonce = secrets.token_hex(16)  # lines without it (a target writing to the pipe) are not ours
         self.run_mark = f"{os.getpid()}-{self.nonce}"  # every process the child starts inherits it
         payload = {"requests": requests, "memory_mb": limits.memory_mb, "sys_path": sys.path,
@@ -276,10 +277,8 @@ class _Child:
 
     def _stop(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)  # the child and anything it started
-            except ProcessLookupError:
-                pass
         self.proc.wait()
         kill_marked(self.run_mark)  # what left the group (start_new_session, a double fork)
         self.stream.close()

@@ -133,7 +133,7 @@ def _check_targets(options: argparse.Namespace, config: Any) -> int:
     reports = [r.with_not_run(probe=bool(s.probe), peft=peft, data=bool(s.data),
                               sft=s.trainer == "sft" or ":" in s.trainer,  # a Trainer subclass may be TRL's
                               trl_rl=s.trainer in ("dpo", "reward", "grpo") or ":" in s.trainer)
-               for r, s in zip(reports, settings)]
+               for r, s in zip(reports, settings, strict=True)]
     _emit(_render(reports, options, config), options.output)
     code = exit_code(reports, [s.fail_on for s in settings])
     return EXIT_OK if options.exit_zero else code
@@ -246,7 +246,7 @@ def _run_rule(options: argparse.Namespace) -> int:
 
 # -- main -------------------------------------------------------------------------------------------------
 
-COMMANDS: dict[str, tuple[Callable[[Any], None], Callable[[argparse.Namespace], int]]] = {
+COMMANDS: dict[str, tuple[Callable[[Any], object], Callable[[argparse.Namespace], int]]] = {
     "check": (_add_check, _run_check),
     "rules": (_add_rules, _run_rules),
     "rule": (_add_rule, _run_rule),
@@ -297,4 +297,4 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_USAGE
 
 
-__all__ = ["COMMANDS", "FORMATS", "main", "TargetError"]
+__all__ = ["COMMANDS", "FORMATS", "TargetError", "main"]
