@@ -16,7 +16,7 @@ from trainer_compat import analysis
 from trainer_compat.findings import Location
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
 
 
 class Provenance(str, enum.Enum):
@@ -51,7 +51,10 @@ class MemberInfo:
         if self.provenance is Provenance.DEFINED:
             return f"defined at {self.location}" if self.location else "defined on the class"
         if self.provenance is Provenance.DELEGATED:
-            return "delegated through __getattr__"
+            from trainer_compat.noop import does_nothing
+
+            nothing = self.value is not _MISSING and does_nothing(self.value)
+            return "delegated through __getattr__" + (" to a callable that does nothing" if nothing else "")
         if self.provenance is Provenance.BROKEN:
             return f"look-up raises {self.error}"
         return self.provenance.value

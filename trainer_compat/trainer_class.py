@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainer_compat import analysis
 from trainer_compat.errors import TargetError, UsageError
 
 TRAINER_KINDS = ("trainer", "seq2seq", "sft", "dpo", "reward", "grpo")  # TRL's SFT/DPO/Reward/GRPO trainers
@@ -31,21 +32,18 @@ def resolve_trainer(spec: Any) -> tuple[str, type | None]:
                              "or name a Trainer subclass as module:Name or path/file.py:Name)")
         return spec, None
     cls = _load(spec) if isinstance(spec, str) else spec
-    import transformers
-
-    if not isinstance(cls, type) or not issubclass(cls, transformers.Trainer):
+    if not isinstance(cls, type) or not analysis.is_trainer_class(cls):  # by name: --static's stand-ins count
         raise UsageError(f"--trainer: {_name(spec)} is not a transformers.Trainer subclass")
     return kind_of(cls), cls
 
 
 def kind_of(cls: type) -> str:
-    """The stock trainer a class derives from: its arguments class and protocol."""
-    import transformers
-
-    for kind in TRL_KINDS:
-        if _derives_from_trl(cls, kind):
+    """The stock trainer a class derives from: its arguments class and protocol (read from the names in its MRO,
+    so a class rebuilt from source by ``--static`` gets the same answer as the imported one)."""
+    for kind, (trainer_name, _) in TRL_KINDS.items():
+        if analysis.derives_from(cls, "trl.", trainer_name):
             return kind
-    return "seq2seq" if issubclass(cls, transformers.Seq2SeqTrainer) else "trainer"
+    return "seq2seq" if analysis.derives_from(cls, "transformers.", "Seq2SeqTrainer") else "trainer"
 
 
 def stock_class(kind: str) -> type:
@@ -62,25 +60,9 @@ def overrides(cls: type | None, kind: str, method: str) -> bool:
     """True when the user's class replaces ``method`` of the stock trainer it derives from."""
     if cls is None:
         return False
-    try:
-        stock = stock_class(kind)
-    except ImportError:
-        return False
-    return getattr(cls, method, None) is not getattr(stock, method, None)
-
-
-def _derives_from_trl(cls: type, kind: str) -> bool:
-    import sys
-
-    if "trl" not in sys.modules and not any(c.__module__.startswith("trl") for c in cls.__mro__):
-        return False  # a class that does not derive from TRL: no need to import it
-    try:
-        import trl
-
-        stock = getattr(trl, TRL_KINDS[kind][0])
-    except Exception:  # TRL absent, broken, or a release without this trainer
-        return False
-    return issubclass(cls, stock)
+    owner = analysis.owner_of(cls, method)
+    stock = ("transformers.", "trl.") if kind in TRL_KINDS else ("transformers.",)
+    return owner is not None and not (owner.__module__ or "").startswith(stock)
 
 
 def _load(spec: str) -> Any:

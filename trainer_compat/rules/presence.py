@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.noop import does_nothing
 from trainer_compat.protocol.data import EVERY_N_LAYERS
 from trainer_compat.protocol.model import Guard, Kind, Requirement
 from trainer_compat.rules.base import Context, Example, Rule, first_feature
@@ -24,6 +25,14 @@ class Model(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, labels=None):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+"""
+
+_NOOP_GETATTR = """
+    def __getattr__(self, name):  # a catch-all: every missing name is a callable that does nothing
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return lambda *args, **kwargs: None
 """
 
 
@@ -50,20 +59,38 @@ class MissingMember(Rule):
         "often after minutes or hours of work. Each member's provenance is shown: defined on the class, "
         "inherited, set on the instance, or delegated through `__getattr__`."
     )
-    fires = (Example(_WRAPPER, args={"gradient_checkpointing": True}),)
+    fires = (Example(_WRAPPER, args={"gradient_checkpointing": True}),
+             Example(_WRAPPER + _NOOP_GETATTR, args={"gradient_checkpointing": True}))
     silent = (Example(_WRAPPER, args={}),
+              Example(_WRAPPER + _NOOP_GETATTR, args={}),
               Example("from trainer_compat.testing import tiny_causal_lm\nModel = tiny_causal_lm",
                       args={"gradient_checkpointing": True}))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         for req in _applicable(ctx):
-            if req.when_missing is None:
-                continue
             info = ctx.subject.member(req.member)
-            if info.provenance is Provenance.MISSING:
+            if info.provenance is Provenance.DELEGATED and req.kind is Kind.METHOD and does_nothing(info.value):
+                yield self._does_nothing(ctx, req, info)
+            elif req.when_missing is None:
+                continue
+            elif info.provenance is Provenance.MISSING:
                 yield self._missing(ctx, req, req.when_missing)
             elif info.provenance is Provenance.UNKNOWN:
                 yield self._missing(ctx, req, Severity.WARNING, unknown=True)
+
+    def _does_nothing(self, ctx: Context, req: Requirement, info: MemberInfo) -> Finding:
+        """A catch-all ``__getattr__`` answers every name with a callable that does nothing: Trainer's ``hasattr``
+        passes and its call returns without effect. A warning: only the dry-run proves what the feature lost."""
+        feature = first_feature(req, ctx)
+        site = ctx.site(req.site)
+        message = (f"{ctx.subject.cls.__name__}.{req.member} is reached through __getattr__ "
+                   f"({info.location or 'the class'}) and is a callable that does nothing; with {feature.value} on, "
+                   f"transformers {ctx.version} calls {req.call_text()}{' at ' + str(site) if site else ''}, "
+                   f"which then returns without effect: what {feature.value} needs of it silently does not happen")
+        return self.finding(ctx, message, severity=Severity.WARNING, member=req.member, feature=feature,
+                            fix=f"define {req.member} on the class (delegate to the inner model), or make __getattr__ "
+                                "raise AttributeError for names it does not know; `--probe` proves whether the "
+                                "feature takes effect", call_site=site, guard=req.guard.value)
 
     def _missing(self, ctx: Context, req: Requirement, severity: Severity, unknown: bool = False) -> Finding:
         feature = first_feature(req, ctx)
@@ -87,7 +114,7 @@ def _bind_error(value: Any, req: Requirement, class_level: bool) -> str | None:
         signature = inspect.signature(value)
     except (TypeError, ValueError):
         return None
-    placeholders = {name: None for name in req.call.kwargs} if req.call else {}
+    placeholders = dict.fromkeys(req.call.kwargs) if req.call else {}
     try:
         if class_level and inspect.isfunction(value):
             signature.bind(None, **placeholders)
