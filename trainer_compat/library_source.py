@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 _MAX_FILES = 40  # a search that reads more files than this gives up (the caller then imports the library)
 
 
-@lru_cache(maxsize=None)
+@cache
 def package_root(package: str) -> Path | None:
     """The installed top-level package's folder, found without importing it."""
     try:
@@ -71,7 +71,7 @@ def parsed(path: Path) -> ast.Module | None:
         return None
 
 
-def _search(root: Path, top: str, path: Path, name: str, budget: list[int],
+def _search(root: Path, top: str, path: Path, name: str, *, budget: list[int],
             seen: set[tuple[Path, str]]) -> tuple[Path, str, str] | None:
     if (path, name) in seen or budget[0] <= 0:
         return None
@@ -85,11 +85,11 @@ def _search(root: Path, top: str, path: Path, name: str, budget: list[int],
     named, starred = _imports(tree, path, root, top)
     if name in named:
         target, original = named[name]
-        return _search(root, top, target, original, budget, seen)
+        return _search(root, top, target, original, budget=budget, seen=seen)
     for target in starred:
         if "dummy" in target.name:  # transformers' placeholders for missing optional dependencies
             continue
-        found = _search(root, top, target, name, budget, seen)
+        found = _search(root, top, target, name, budget=budget, seen=seen)
         if found is not None:
             return found
     return None

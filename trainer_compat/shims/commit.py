@@ -19,7 +19,7 @@ import sys
 import sysconfig
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,7 +201,7 @@ def _deferred_signals() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if held:
-            _deliver(held[0], previous[held[0]])
+            _deliver(held[0], previous[signal.Signals(held[0])])
 
 
 def _deliver(signum: int, handler: Any) -> None:
@@ -264,10 +264,8 @@ def _replace_all(staged: list[tuple[SourceFile, bytes, Path | None]]) -> None:
             done.append(source)
     except OSError:
         for source in done:  # best effort: the files written so far get their bytes back
-            try:
+            with suppress(OSError):
                 _write_in_place(source.real, source.raw)
-            except OSError:
-                pass
         raise
 
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 import ast
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard
 
 from trainer_compat import analysis
 from trainer_compat.forward import submodule_called, unwrap_compiled
 from trainer_compat.subject import parse_function
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from peft import PeftMixedModel, PeftModel
+    from torch import nn
+    from transformers import PreTrainedModel
 
 _LIBRARIES = ("torch", "transformers", "peft", "trl", "accelerate")
 
@@ -39,11 +42,11 @@ def resolve(model: nn.Module, path: str) -> nn.Module:
     return module
 
 
-def is_pretrained(module: nn.Module) -> bool:
+def is_pretrained(module: nn.Module) -> TypeGuard[PreTrainedModel]:
     return analysis.is_pretrained(module)
 
 
-def is_peft(module: nn.Module) -> bool:
+def is_peft(module: nn.Module) -> TypeGuard[PeftModel | PeftMixedModel]:
     return analysis.is_peft_model(module)
 
 
@@ -76,11 +79,11 @@ def is_language_model(module: nn.Module) -> bool:
 
 def _walk(module: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
     """Outermost models below ``module``: PreTrainedModels and PEFT models are leaves; user wrappers are entered."""
-    for name, child in children(module).items():
+    for name, found in children(module).items():
         path = f"{prefix}.{name}" if prefix else name
-        inner = unwrap_compiled(child)
-        if inner is not child:
-            path, child = f"{path}._orig_mod", inner
+        child = unwrap_compiled(found)
+        if child is not found:
+            path = f"{path}._orig_mod"
         if is_pretrained(child) or is_peft(child):
             yield path, child
             continue
@@ -115,7 +118,7 @@ def discover(model: nn.Module, delegate_to: str | None = None) -> Delegates:
     return found
 
 
-def _choose_lm(model: nn.Module, candidates: list[tuple[str, nn.Module]]) -> tuple[str | None, list[str]]:
+def _choose_lm(model: nn.Module, candidates: Sequence[tuple[str, nn.Module]]) -> tuple[str | None, list[str]]:
     if len(candidates) == 1:
         return candidates[0][0], []
     if not candidates:
@@ -144,7 +147,7 @@ def _path_of(model: nn.Module, target: nn.Module) -> str | None:
 
 
 _INNER = re.compile(r"\bself\.model\b(?!\s*=)")
-_NAMED: "weakref.WeakKeyDictionary[nn.Module, str | None]" = weakref.WeakKeyDictionary()
+_NAMED: weakref.WeakKeyDictionary[nn.Module, str | None] = weakref.WeakKeyDictionary()
 
 
 def inner_attribute(model: nn.Module | None) -> str | None:
@@ -161,10 +164,8 @@ def inner_attribute(model: nn.Module | None) -> str | None:
         path = found.lm or (found.checkpointing[0] if len(found.checkpointing) == 1 else None)
     except Exception:  # a wrapper whose tree or forward cannot be read: the texts stay generic
         path = None
-    try:
+    with suppress(TypeError):
         _NAMED[model] = path
-    except TypeError:
-        pass
     return path
 
 
