@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import trainer_compat
-from trainer_compat.analysis import installed_trl, replaces_forward, sft_keeps_fixed_columns
+from trainer_compat.analysis import installed_trl, replaces_forward, sft_computes_the_loss, sft_keeps_fixed_columns
 from trainer_compat.cli import main
 from trainer_compat.protocol import trl as boundaries
 from trainer_compat.rules import trl as rules
@@ -215,7 +215,7 @@ def test_trainer_forward_rules_follow_what_sft_trainer_really_does(tmp_path) -> 
     codes = {f.rule for f in trainer_compat.check(Model, args=args, trainer="sft").findings}
     ctx = Context(subject=Subject.of(Model()), setup=build_setup(args, "sft"), version=installed_transformers())
     assert ("TC101" in codes) == (not sft_keeps_fixed_columns(ctx))
-    assert ("TC103" not in codes) or not rules.sft_computes_the_loss(ctx)
+    assert ("TC103" not in codes) or not sft_computes_the_loss(ctx)
     if "TC101" in codes:
         with pytest.raises(ValueError, match="No columns in the dataset match"):
             _train(Model(), tmp_path, args)
