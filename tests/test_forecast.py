@@ -74,7 +74,8 @@ def test_cli_forecast_names_the_version_and_its_lines(capsys) -> None:
     code = main(["check", "tests/zoo.py:ExplicitWrapper", "--no-isolate", "--transformers-version", "4.46.3",
                  "--args", '{"gradient_checkpointing": true}', "--format", "json"])
     report = json.loads(capsys.readouterr().out)
-    report = report[0] if isinstance(report, list) else report
+    assert report["transformers"] == "4.46.3"  # the header says which release the verdicts are for
+    assert report["results"][0]["transformers"] == "4.46.3"
     text = json.dumps(report)
     assert code == 1 and "4.46.3" in text
     assert "transformers/trainer.py:2253" in text or '"line": 2253' in text  # 4.46.3's line, not the installed one
