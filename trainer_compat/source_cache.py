@@ -45,20 +45,20 @@ def per_run() -> Iterator[None]:
     original = inspect.findsource
     parsed: dict[tuple[str, int], dict[str, int]] = {}
 
-    def findsource(obj: Any) -> Any:
-        if not inspect.isclass(obj):
-            return original(obj)
-        lines, index = _module_lines(obj, original)
-        key = (inspect.getsourcefile(obj) or "", id(lines))
+    def findsource(object: Any) -> tuple[list[str], int]:  # inspect.findsource's parameter name
+        if not inspect.isclass(object):
+            return original(object)
+        lines, _ = _module_lines(object, original)
+        key = (inspect.getsourcefile(object) or "", id(lines))
         if key not in parsed:
             finder = _Classes()
             try:
                 finder.visit(ast.parse("".join(lines)))
             except (SyntaxError, ValueError, RecursionError):
-                return original(obj)
+                return original(object)
             parsed[key] = finder.lines
-        found = parsed[key].get(obj.__qualname__)
-        return (lines, found) if found is not None else original(obj)
+        found = parsed[key].get(object.__qualname__)
+        return (lines, found) if found is not None else original(object)
 
     findsource._trainer_compat = True  # type: ignore[attr-defined]
     inspect.findsource = findsource

@@ -12,23 +12,22 @@ from typing import Any
 
 from trainer_compat.errors import TargetError
 
-
-_RUN: dict[str, Any] | None = None  # module text or resolved path -> module, for one run (``per_run``)
+# one dict per open ``per_run`` (innermost last): module text or resolved path -> module, for that run
+_RUNS: list[dict[str, Any]] = []
 
 
 @contextlib.contextmanager
 def per_run() -> Iterator[None]:
     """Within one run, a module several targets come from is imported once (the guard takes user modules out
     of ``sys.modules`` after each target; this cache brings the target's own back). Dropped when the run ends."""
-    global _RUN
     from trainer_compat import source_cache
 
-    saved, _RUN = _RUN, {}
+    _RUNS.append({})
     try:
         with source_cache.per_run():  # each file parsed once to place its classes
             yield
     finally:
-        _RUN = saved
+        _RUNS.pop()
 
 
 def load_target(spec: str) -> Any:
@@ -60,13 +59,14 @@ def _cached_module(spec: str, module_part: str) -> Any:
         key = str(Path(module_part).resolve()) if is_path else module_part
     except OSError as exc:
         raise TargetError(spec, f"cannot read {module_part}: {exc.strerror or exc}") from None
-    module = _RUN.get(key) if _RUN is not None else None
+    run = _RUNS[-1] if _RUNS else None
+    module = run.get(key) if run is not None else None
     if module is not None:
         sys.modules.setdefault(module.__name__, module)  # the guard took it out after the last target
         return module
     module = _import_path(spec, module_part) if is_path else _import_module(spec, module_part)
-    if _RUN is not None:
-        _RUN[key] = module
+    if run is not None:
+        run[key] = module
     return module
 
 
@@ -154,7 +154,7 @@ def _import_packaged(spec: str, path: Path, root: Path, dotted: str) -> Any:
     then loads the file by path, with the package root still importable."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    top = dotted.split(".")[0]
+    top = dotted.split(".", maxsplit=1)[0]
     loaded = sys.modules.get(top)
     if loaded is not None and not any(Path(p).resolve() == (root / top).resolve()
                                       for p in getattr(loaded, "__path__", ())):

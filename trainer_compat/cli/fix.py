@@ -69,8 +69,9 @@ def run_fix(options: argparse.Namespace) -> int:
             fields = _fields(options.training_args)
             init_kwargs = _init_kwargs(options.init_kwargs)
             sources: dict[Path, SourceFile] = {}
-            proposals = [propose(spec, options.delegate_to, fields, options.trainer, init_kwargs,
-                                 all_members=getattr(options, "all_members", False), read=source_reader(sources))
+            proposals = [propose(spec, delegate_to=options.delegate_to, fields=fields, trainer=options.trainer,
+                                 init_kwargs=init_kwargs, all_members=getattr(options, "all_members", False),
+                                 read=source_reader(sources))
                          for spec in options.targets]
             edits = edit_files(proposals)
             if not options.write:

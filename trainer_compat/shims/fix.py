@@ -110,7 +110,7 @@ def source_reader(sources: dict[Path, SourceFile]) -> Callable[[Path], SourceFil
     return read
 
 
-def propose(spec: str, delegate_to: str | None, fields: Any, trainer: str, init_kwargs: dict[str, Any] | None,
+def propose(spec: str, *, delegate_to: str | None, fields: Any, trainer: str, init_kwargs: dict[str, Any] | None,
             all_members: bool = False, read: Callable[[Path], SourceFile] | None = None) -> Proposal:
     from trainer_compat.checker import build_subject, check_subject
     from trainer_compat.features import build_setup
