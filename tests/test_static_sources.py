@@ -101,3 +101,17 @@ def test_library_bases_are_rebuilt_from_source_and_named_as_installed():
     _, module, _ = declaring_file("transformers.PreTrainedModel")
     assert module == "transformers.modeling_utils"
     assert declaring_file("transformers.NoSuchClassAnywhere") is None
+
+
+def test_a_file_is_parsed_once_however_many_of_its_classes_are_targets(tmp_path):
+    from trainer_compat.static_mode import _parsed, static_subject
+
+    path = tmp_path / "many.py"
+    path.write_text("import torch.nn as nn\n\n" + "".join(
+        f"class M{i}(nn.Module):\n    def forward(self, input_ids, labels=None):\n        pass\n\n" for i in range(5)))
+    before = _parsed.cache_info().misses
+    names = [static_subject(f"{path}:M{i}").cls.__name__ for i in range(5)]
+    assert names == [f"M{i}" for i in range(5)]
+    assert _parsed.cache_info().misses - before == 1
+    path.write_text(path.read_text() + "\nclass M5(nn.Module):\n    pass\n")  # an edited file is read again
+    assert static_subject(f"{path}:M5").cls.__name__ == "M5"

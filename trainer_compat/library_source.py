@@ -10,6 +10,7 @@ bases from the same source the installed release runs.
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 from functools import cache, lru_cache
 from pathlib import Path
@@ -125,3 +126,48 @@ def _resolve_from(node: ast.ImportFrom, path: Path, root: Path, top: str) -> Pat
     else:
         return None
     return found if found is not None and found.is_file() else None
+
+
+# -- reading any file's classes and imports (the user's and the libraries' alike) --
+
+
+def bare_arguments(args: ast.arguments) -> ast.arguments:
+    """The same parameters, with every default a constant None and no annotations: nothing to evaluate."""
+    bare = copy.deepcopy(args)
+    for arg in [*bare.posonlyargs, *bare.args, *bare.kwonlyargs, bare.vararg, bare.kwarg]:
+        if arg is not None:
+            arg.annotation = None
+            arg.type_comment = None
+    bare.defaults = [ast.Constant(None) for _ in bare.defaults]
+    bare.kw_defaults = [None if d is None else ast.Constant(None) for d in bare.kw_defaults]
+    return bare
+
+
+def imports(tree: ast.Module) -> dict[str, str]:
+    """Local name -> dotted origin, for the file's top-level absolute imports."""
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else \
+                    alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                found[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return found
+
+
+def relative_imports(tree: ast.Module) -> dict[str, tuple[int, str, str]]:
+    """Local name -> (level, module, name), for the file's top-level ``from .module import Name``."""
+    return {alias.asname or alias.name: (node.level, node.module or "", alias.name)
+            for node in tree.body if isinstance(node, ast.ImportFrom) and node.level
+            for alias in node.names}
+
+
+def module_file_under(module: str, roots: list[Path]) -> Path | None:
+    relative = Path(*module.split("."))
+    for root in roots:
+        for candidate in (root / f"{relative}.py", root / relative / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None

@@ -15,7 +15,7 @@ the model.
 from __future__ import annotations
 
 import ast
-import copy
+import functools
 import importlib
 import importlib.util
 import sys
@@ -57,7 +57,7 @@ def static_subject(spec: str) -> StaticSubject:
         raise TargetError(spec, "expected module:Name or path/to/file.py:Name")
     path = _source_path(spec, module_part)
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
+        tree = _parse(path)
     except (SyntaxError, ValueError) as exc:
         where = f"{path}:{exc.lineno}" if isinstance(exc, SyntaxError) and exc.lineno else str(path)
         raise TargetError(spec, f"syntax error in {where}: {getattr(exc, 'msg', exc)}") from exc
@@ -95,6 +95,19 @@ class StaticSubject(Subject):
         return info
 
 
+def _parse(path: Path) -> ast.Module:
+    """The file's AST, parsed once however many of its classes are targets (keyed by its size and mtime, so an
+    edited file is read again)."""
+    stat = path.stat()
+    return _parsed(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(path: Path, mtime_ns: int, size: int) -> ast.Module:
+    del mtime_ns, size  # the cache key only
+    return ast.parse(path.read_bytes(), filename=str(path))
+
+
 def _source_path(spec: str, module_part: str) -> Path:
     if module_part.endswith(".py"):
         path = Path(module_part)
@@ -120,8 +133,8 @@ class _Builder:
         project[path.resolve()] = self
         self.classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
         self.functions = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        self.imports = _imports(tree)
-        self.relative = _relative_imports(tree)
+        self.imports = library_source.imports(tree)
+        self.relative = library_source.relative_imports(tree)
         self.built: dict[str, type] = {}
         self.unknown_bases: dict[str, list[str]] = {}
         self.unevaluated: dict[str, list[str]] = {}
@@ -151,7 +164,8 @@ class _Builder:
             raise TargetError(name, f"class {name} inherits from itself")
         node = self.classes[name]
         bases = tuple(self._base(node, b, (*seen, name)) for b in node.bases)
-        bases = tuple(b for b in bases if b is not None) or (() if self.library else (_library_class("torch.nn.Module"),))
+        bases = tuple(b for b in bases if b is not None) \
+            or (() if self.library else (_library_class("torch.nn.Module"),))
         namespace: dict[str, Any] = {"__module__": self.module.__name__, "__qualname__": name,
                                      "__doc__": ast.get_docstring(node)}
         for stmt in node.body:
@@ -192,12 +206,13 @@ class _Builder:
             directory = self.path.parent
             for _ in range(level - 1):
                 directory = directory.parent
-            path = _module_file(module, [directory]) if module else directory / "__init__.py"
+            path = library_source.module_file_under(module, [directory]) if module else directory / "__init__.py"
         elif expr.id in self.imports and "." in self.imports[expr.id]:
             module, _, name = self.imports[expr.id].rpartition(".")
             if module.split(".")[0] in _TRUSTED and not self.library:
                 return None
-            path = _module_file(module, [self.path.parent, Path.cwd(), *map(Path, filter(None, sys.path))])
+            roots = [self.path.parent, Path.cwd(), *map(Path, filter(None, sys.path))]
+            path = library_source.module_file_under(module, roots)
         else:
             return None
         if path is None or not path.is_file():
@@ -207,7 +222,7 @@ class _Builder:
             builder = _library_builder(path)
         if builder is None:
             try:
-                tree = ast.parse(path.read_bytes(), filename=str(path))
+                tree = _parse(path)
             except (SyntaxError, ValueError, OSError):
                 return None
             builder = _Builder(path, tree, self.project)
@@ -219,30 +234,33 @@ class _Builder:
             if value is not None:
                 namespace[stmt.name] = value
             return
-        targets = stmt.targets if isinstance(stmt, ast.Assign) else \
-            [stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else []
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            return
         for target in targets:
             if not isinstance(target, ast.Name):
                 continue
             try:
-                namespace[target.id] = ast.literal_eval(stmt.value)  # type: ignore[union-attr]
+                namespace[target.id] = ast.literal_eval(value)
             except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 if self.library:  # present, value unknown (``forward = _forward_unimplemented``)
-                    namespace[target.id] = _LibraryValue(ast.unparse(stmt.value))  # type: ignore[arg-type]
+                    namespace[target.id] = _LibraryValue(ast.unparse(value))
                     continue
                 self.unevaluated.setdefault(owner, []).append(target.id)
-                self._note(f"{owner}.{target.id} = {ast.unparse(stmt.value)[:60]} was not evaluated"  # type: ignore[arg-type]
-                           )
+                self._note(f"{owner}.{target.id} = {ast.unparse(value)[:60]} was not evaluated")
 
     def _stub(self, owner: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Any:
         names = [d.id if isinstance(d, ast.Name) else d.attr if isinstance(d, ast.Attribute) else ""
                  for d in node.decorator_list]
         if "setter" in names or "deleter" in names:
             return None  # the property itself is what Trainer reads
-        stub = ast.FunctionDef(name=node.name, args=_bare_arguments(node.args), body=[ast.Pass()],
+        stub = ast.FunctionDef(name=node.name, args=library_source.bare_arguments(node.args), body=[ast.Pass()],
                                decorator_list=[], returns=None, type_comment=None)
         if "type_params" in ast.FunctionDef._fields:
-            stub.type_params = []
+            stub.type_params = []  # type: ignore[attr-defined]  # Python 3.12+ (tested above); mypy checks as 3.10
         first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
         ast.copy_location(stub, node)
         stub.lineno = first
@@ -262,48 +280,6 @@ class _Builder:
     def _note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
-
-
-def _bare_arguments(args: ast.arguments) -> ast.arguments:
-    """The same parameters, with every default a constant None and no annotations: nothing to evaluate."""
-    bare = copy.deepcopy(args)
-    for arg in [*bare.posonlyargs, *bare.args, *bare.kwonlyargs, bare.vararg, bare.kwarg]:
-        if arg is not None:
-            arg.annotation = None
-            arg.type_comment = None
-    bare.defaults = [ast.Constant(None) for _ in bare.defaults]
-    bare.kw_defaults = [None if d is None else ast.Constant(None) for d in bare.kw_defaults]
-    return bare
-
-
-def _imports(tree: ast.Module) -> dict[str, str]:
-    """Local name -> dotted origin, for the file's top-level absolute imports."""
-    found: dict[str, str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                found[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else \
-                    alias.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for alias in node.names:
-                found[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-    return found
-
-
-def _relative_imports(tree: ast.Module) -> dict[str, tuple[int, str, str]]:
-    """Local name -> (level, module, name), for the file's top-level ``from .module import Name``."""
-    return {alias.asname or alias.name: (node.level, node.module or "", alias.name)
-            for node in tree.body if isinstance(node, ast.ImportFrom) and node.level
-            for alias in node.names}
-
-
-def _module_file(module: str, roots: list[Path]) -> Path | None:
-    relative = Path(*module.split("."))
-    for root in roots:
-        for candidate in (root / f"{relative}.py", root / relative / "__init__.py"):
-            if candidate.is_file():
-                return candidate
-    return None
 
 
 def _resolve(expr: ast.expr, imports: dict[str, str], notes: list[str] | None = None) -> Any:
