@@ -60,7 +60,7 @@ def _missing_required(func: Any, kwargs: dict[str, Any], skip_self: bool) -> lis
             and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
-def _instantiate(cls: type, name: str, kwargs: dict[str, Any], meta: bool = False) -> Subject:
+def _instantiate(cls: type[object], name: str, kwargs: dict[str, Any], meta: bool = False) -> Subject:
     missing = _missing_required(cls.__init__, kwargs, skip_self=True)
     if missing:
         subject = Subject(cls=cls, target=name,

@@ -143,7 +143,7 @@ def restore(state: _State) -> list[str]:
     changed += _restore_environ(state.environ)
     if warnings.filters != state.filters or warnings.showwarning is not state.showwarning:
         changed.append("warnings")
-        warnings.filters[:] = state.filters
+        warnings.filters[:] = state.filters  # type: ignore[index]  # a list at runtime; typeshed says Sequence
         warnings.showwarning = state.showwarning
         warnings._filters_mutated()  # type: ignore[attr-defined]
     changed += _restore_logging(state)

@@ -71,8 +71,8 @@ def main() -> None:
     with per_run():
         for index, request in enumerate(payload["requests"]):
             try:
-                setup = _setup(request.get("args"), request.get("trainer") or "trainer", request.get("data"),
-                               request.get("collator"), request.get("launch"), peft=request.get("peft"))
+                setup = _setup(request.get("args"), request.get("trainer") or "trainer", data=request.get("data"),
+                               collator=request.get("collator"), launch=request.get("launch"), peft=request.get("peft"))
             except UsageError as exc:
                 _send(out, {"usage": str(exc)})
                 return

@@ -144,23 +144,33 @@ class Subject:
     def _lookup(self, name: str) -> MemberInfo:
         owner = self._class_owner(name)
         if self.instance is not None and self._on_instance(name):
-            value = self._get(name)
-            if isinstance(value, _Failure):  # e.g. a __getattribute__ that raises
-                return MemberInfo(name, Provenance.BROKEN, error=value.text)
-            return MemberInfo(name, Provenance.INSTANCE, value=value)
+            return self._instance_member(name)
         if owner is not None:
-            raw = vars(owner)[name]
-            provenance = Provenance.DEFINED if owner is self.cls else Provenance.INHERITED
-            location = source_location(raw) if callable(raw) or isinstance(raw, property) else None
-            if isinstance(raw, property):
-                location = source_location(raw.fget)
-            info = MemberInfo(name, provenance, class_name(owner), location)
-            if self.instance is None:
-                return info
-            value = self._get(name)
-            if isinstance(value, _Failure):
-                return MemberInfo(name, Provenance.BROKEN, info.owner, location, error=value.text)
-            return MemberInfo(name, provenance, info.owner, location, value=value)
+            return self._class_member(name, owner)
+        return self._member_elsewhere(name)
+
+    def _instance_member(self, name: str) -> MemberInfo:
+        value = self._get(name)
+        if isinstance(value, _Failure):  # e.g. a __getattribute__ that raises
+            return MemberInfo(name, Provenance.BROKEN, error=value.text)
+        return MemberInfo(name, Provenance.INSTANCE, value=value)
+
+    def _class_member(self, name: str, owner: type) -> MemberInfo:
+        raw = vars(owner)[name]
+        provenance = Provenance.DEFINED if owner is self.cls else Provenance.INHERITED
+        location = source_location(raw) if callable(raw) or isinstance(raw, property) else None
+        if isinstance(raw, property):
+            location = source_location(raw.fget)
+        info = MemberInfo(name, provenance, class_name(owner), location)
+        if self.instance is None:
+            return info
+        value = self._get(name)
+        if isinstance(value, _Failure):
+            return MemberInfo(name, Provenance.BROKEN, info.owner, location, error=value.text)
+        return MemberInfo(name, provenance, info.owner, location, value=value)
+
+    def _member_elsewhere(self, name: str) -> MemberInfo:
+        """Neither on the instance nor on a class: assigned in ``__init__`` (unbuilt), delegated, or missing."""
         if self.instance is None:
             if name in self.init_assignments:
                 return MemberInfo(name, Provenance.INSTANCE)

@@ -32,4 +32,4 @@ def fails(report: Report, fail_on: str = "error") -> bool:
 
 def exit_code(reports: Sequence[Report], fail_on: Sequence[str] | str = "error") -> int:
     levels = [fail_on] * len(reports) if isinstance(fail_on, str) else list(fail_on)
-    return 1 if any(fails(r, level) for r, level in zip(reports, levels)) else 0
+    return 1 if any(fails(r, level) for r, level in zip(reports, levels, strict=False)) else 0

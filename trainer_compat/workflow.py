@@ -11,7 +11,7 @@ from trainer_compat.verdict import finalize
 _SETUPS: dict[str, Any] = {}
 
 
-def _setup(args: dict[str, Any] | None, trainer: str, data: str | None = None, collator: str | None = None,
+def _setup(args: dict[str, Any] | None, trainer: str, *, data: str | None = None, collator: str | None = None,
            launch: dict[str, Any] | None = None, static: bool = False, peft: dict[str, Any] | None = None) -> Any:
     from trainer_compat.features import build_setup
 
@@ -38,8 +38,8 @@ def _load(spec: str | None, option: str) -> Any:
 def check_target(settings: Any, timeout_s: float | None = None) -> Report:
     """Import, build and check one configured target (a ``config.TargetSettings``) under the guard: a deadline
     (a TC801 finding), stdin closed, and what it changes in the process put back afterwards."""
-    setup = _setup(settings.args, settings.trainer, settings.data, settings.collator, settings.launch,
-                   peft=settings.peft)
+    setup = _setup(settings.args, settings.trainer, data=settings.data, collator=settings.collator,
+                   launch=settings.launch, peft=settings.peft)
     return finalize(guarded(settings.target, timeout_s, lambda run: _build_and_check(settings, setup, run),
                             setup), settings.selection)
 
@@ -82,7 +82,7 @@ def guarded(target: str, timeout_s: float | None, body: Any, setup: Any = None) 
         return failure_report(target, "exit", f"raised {guard.describe(exc)} while it was checked", setup)
 
 
-def failure_report(target: str, kind: str, detail: str, setup: Any = None, ready: dict[str, Any] | None = None,
+def failure_report(target: str, kind: str, detail: str, setup: Any = None, *, ready: dict[str, Any] | None = None,
                    started: dict[str, Any] | None = None) -> Report:
     """The report of a target that hung, crashed or ended its check: one finding (TC801-TC804)."""
     from trainer_compat.rules.isolation import BY_KIND

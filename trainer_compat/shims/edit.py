@@ -6,6 +6,7 @@ BOM) and the line endings (LF, CRLF, CR) included."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import libcst as cst
 
@@ -23,6 +24,7 @@ def _parse_block(block: str) -> list[cst.BaseStatement]:
 
 def _spaced(block: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
     first = block[0]
+    assert isinstance(first, (cst.SimpleStatementLine, cst.BaseCompoundStatement))  # every statement is one of these
     return [first.with_changes(leading_lines=[cst.EmptyLine(indent=False), *first.leading_lines]), *block[1:]]
 
 
@@ -52,7 +54,11 @@ class _AddToClass(cst.CSTTransformer):
         self.found.add(here)
         block, remove = self.edits[here]
         body = updated.body
-        statements = list(body.body) if isinstance(body, cst.IndentedBlock) else [cst.SimpleStatementLine(body.body)]
+        if isinstance(body, cst.IndentedBlock):
+            statements = list(body.body)
+        else:
+            assert isinstance(body, cst.SimpleStatementSuite)  # the other suite: `class X: pass` on one line
+            statements = [cst.SimpleStatementLine(body.body)]
         kept = [s for s in statements if not (isinstance(s, cst.FunctionDef) and s.name.value in remove)]
         kept = [] if len(kept) == 1 and _is_bare_pass(kept[0]) else kept  # `class X(Base): pass`
         if isinstance(body, cst.IndentedBlock):
@@ -106,7 +112,7 @@ def _is_docstring(statement: cst.BaseStatement) -> bool:
         and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
 
 
-def _leading_imports(body: list[cst.BaseStatement]) -> list[tuple[int, str, bool]]:
+def _leading_imports(body: Sequence[cst.BaseStatement]) -> list[tuple[int, str, bool]]:
     """(index, top-level module, straight) of the file's first block of imports: after the docstring, up to the first
     statement that is no import. Imports further down (after a class, after code) are another block to isort, and
     a line added there would run too late for the class body."""
