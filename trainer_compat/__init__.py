@@ -21,9 +21,9 @@ if TYPE_CHECKING:  # type checkers and IDEs see the real names
     from trainer_compat.errors import TargetError, UsageError
     from trainer_compat.features import Feature
     from trainer_compat.findings import Finding, Location, Severity
-    from trainer_compat.trainer_check import IncompatibleTrainerError, preflight
     from trainer_compat.report import Report
     from trainer_compat.shims import PatchResult, patch, unpatch
+    from trainer_compat.trainer_check import IncompatibleTrainerError, preflight
 
 # public name -> the module that defines it
 _LAZY = {
@@ -42,8 +42,22 @@ _LAZY = {
     "unpatch": "trainer_compat.shims",
 }
 
-__all__ = ["Feature", "Finding", "IncompatibleTrainerError", "Location", "PatchResult", "Report", "Severity",
-           "TargetError", "UsageError", "check", "patch", "preflight", "unpatch", "__version__"]
+__all__ = [
+    "Feature",
+    "Finding",
+    "IncompatibleTrainerError",
+    "Location",
+    "PatchResult",
+    "Report",
+    "Severity",
+    "TargetError",
+    "UsageError",
+    "__version__",
+    "check",
+    "patch",
+    "preflight",
+    "unpatch",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -107,7 +107,7 @@ def _has_hidden_size(config: Any) -> bool:
 
 def _accepts_setattr(config: Any) -> bool:
     try:
-        setattr(config, "__trainer_compat_probe__", None)
+        config.__trainer_compat_probe__ = None
         delattr(config, "__trainer_compat_probe__")
     except (AttributeError, TypeError):
         return False
