@@ -101,12 +101,19 @@ _NON_REENTRANT = re.compile(r"""["']use_reentrant["']\s*:\s*False|use_reentrant\
                             r"""setdefault\(\s*["']use_reentrant["']\s*,\s*False""")
 
 
+def checkpointing_kwargs(args: Any) -> dict[str, Any]:
+    """The checkpointing kwargs the arguments pass (5.23+ name first), ``{}`` for none."""
+    for name in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"):
+        value = getattr(args, name, None)
+        if value:
+            return dict(value)
+    return {}
+
+
 def uses_reentrant(ctx: Any, default: bool) -> bool:
     """Whether checkpointing will be reentrant: the arguments' explicit use_reentrant, else False where the
     model's own checkpointing method defaults to non-reentrant (trainer-compat's shims, patched or written by
     `fix`, do), else the release's default."""
-    from trainer_compat.features import checkpointing_kwargs
-
     explicit = checkpointing_kwargs(ctx.setup.args).get("use_reentrant")
     if explicit is not None:
         return bool(explicit)
@@ -221,9 +228,10 @@ def enables_checkpointing(node: ast.AST) -> bool:
 def _flag_only_lines(node: ast.AST) -> list[int]:
     lines = []
     for sub in ast.walk(node):
-        targets = sub.targets if isinstance(sub, ast.Assign) else []
-        for t in targets:
-            key = t.attr if isinstance(t, ast.Attribute) else None
+        if not isinstance(sub, ast.Assign):
+            continue
+        for t in sub.targets:
+            key: object = t.attr if isinstance(t, ast.Attribute) else None
             if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant):
                 key = t.slice.value
             if key == "use_cache":

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer_compat.errors import UsageError
-from trainer_compat.trainer_class import TRL_KINDS, overrides, resolve_trainer
+from trainer_compat.trainer_class import TRL_KINDS, TrainerKind, overrides, resolve_trainer
 
 
 class Feature(str, enum.Enum):
@@ -92,8 +92,8 @@ class Launch:
 class TrainingSetup:
     """The validated arguments, the trainer kind and the features they switch on."""
 
-    args: Any  # a transformers TrainingArguments
-    trainer: str
+    args: Any  # a transformers TrainingArguments (or, for --static, static_args.StaticArguments)
+    trainer: TrainerKind
     features: frozenset[Feature]
     deepspeed_config: Mapping[str, Any] | None = None
     requested: Mapping[str, Any] | None = None  # the fields as given, before transformers resolves them
@@ -327,15 +327,6 @@ def _validated(fields: dict[str, Any], trainer: str) -> Any:
 
 def _strategy(value: Any) -> str:
     return str(getattr(value, "value", value))
-
-
-def checkpointing_kwargs(args: Any) -> dict[str, Any]:
-    """The checkpointing kwargs the arguments pass (5.23+ name first), ``{}`` for none."""
-    for name in ("activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"):
-        value = getattr(args, name, None)
-        if value:
-            return dict(value)
-    return {}
 
 
 def _checkpointing_on(args: Any) -> bool:

@@ -23,11 +23,11 @@ from typing import Any
 
 from trainer_compat.errors import UsageError
 from trainer_compat.findings import Finding, Location, Severity
+from trainer_compat.formats import CI_FORMATS, OutputFormat
 from trainer_compat.isolate_child import FD_ENV as _FD_ENV
 from trainer_compat.isolate_child import OUT_OF_MEMORY as _OUT_OF_MEMORY
 from trainer_compat.report import MemberRow, Report
 
-CI_FORMATS = frozenset({"sarif", "github", "junit", "concise"})
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_MB = 8192
 _STARTUP_S = 180.0  # importing torch and transformers in the child, before the first target's clock starts
@@ -36,7 +36,10 @@ _GRACE_S = 2.0  # the child's own guard reports a hang it can interrupt; the par
 
 def isolate_by_default(fmt: str) -> bool:
     """CI formats isolate unless --no-isolate: there, one hostile target must not take the gate down."""
-    return fmt in CI_FORMATS
+    try:
+        return OutputFormat.parse(fmt) in CI_FORMATS
+    except ValueError:
+        return False
 
 
 def add_cli_options(check: Any) -> None:

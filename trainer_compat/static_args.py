@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,6 @@ _CLASSES = {
     "reward": ("trl", "trainer/reward_config.py", "RewardConfig"),
     "grpo": ("trl", "trainer/grpo_config.py", "GRPOConfig"),
 }
-_ALIASES = (("gradient_checkpointing", "activation_checkpointing"),
-            ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"))
 _UNREAD = object()  # a default the source does not spell as a literal
 
 
@@ -73,7 +71,9 @@ def static_arguments(fields: Mapping[str, Any], trainer: str) -> StaticArguments
 
 
 def _normalise(values: dict[str, Any], given: set[str]) -> None:
-    for old, new in _ALIASES:
+    from trainer_compat.protocol.arguments import ARGUMENT_ALIASES
+
+    for old, new in ARGUMENT_ALIASES:
         if old in values and new in values:
             if values[new] is None and values[old] is not None:
                 values[new] = values[old]
@@ -89,7 +89,7 @@ def _normalise(values: dict[str, Any], given: set[str]) -> None:
         values["fsdp"] = values["fsdp"].split()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _declared_fields(package: str, file: str, class_name: str) -> dict[str, Any] | None:
     root = package_root(package)
     if root is None:

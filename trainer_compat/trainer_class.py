@@ -7,14 +7,30 @@ the static rules ask ``TrainingSetup.overrides`` before demanding what only the 
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from trainer_compat import analysis
 from trainer_compat.errors import TargetError, UsageError
 
-TRAINER_KINDS = ("trainer", "seq2seq", "sft", "dpo", "reward", "grpo")  # TRL's SFT/DPO/Reward/GRPO trainers
-TRL_KINDS = {"sft": ("SFTTrainer", "SFTConfig"), "dpo": ("DPOTrainer", "DPOConfig"),
-             "reward": ("RewardTrainer", "RewardConfig"), "grpo": ("GRPOTrainer", "GRPOConfig")}
+
+class TrainerKind(str, enum.Enum):
+    """The stock trainer a run builds (or its user subclass derives from): its arguments class and protocol."""
+
+    TRAINER = "trainer"
+    SEQ2SEQ = "seq2seq"
+    SFT = "sft"  # TRL's SFTTrainer, and the DPO/Reward/GRPO trainers below
+    DPO = "dpo"
+    REWARD = "reward"
+    GRPO = "grpo"
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+TRAINER_KINDS = tuple(k.value for k in TrainerKind)
+TRL_KINDS = {TrainerKind.SFT: ("SFTTrainer", "SFTConfig"), TrainerKind.DPO: ("DPOTrainer", "DPOConfig"),
+             TrainerKind.REWARD: ("RewardTrainer", "RewardConfig"), TrainerKind.GRPO: ("GRPOTrainer", "GRPOConfig")}
 
 
 def is_trainer_spec(value: Any) -> bool:
@@ -22,28 +38,29 @@ def is_trainer_spec(value: Any) -> bool:
     return isinstance(value, str) and ":" in value
 
 
-def resolve_trainer(spec: Any) -> tuple[str, type | None]:
+def resolve_trainer(spec: Any) -> tuple[TrainerKind, type | None]:
     """``(kind, class)``: a kind name gives ``(kind, None)``; a class or a ``path:Name`` gives its kind and itself."""
     if spec is None:
-        return "trainer", None
+        return TrainerKind.TRAINER, None
     if isinstance(spec, str) and not is_trainer_spec(spec):
         if spec not in TRAINER_KINDS:
             raise UsageError(f"--trainer: unknown trainer {spec!r} (choose from {', '.join(TRAINER_KINDS)}, "
                              "or name a Trainer subclass as module:Name or path/file.py:Name)")
-        return spec, None
+        return TrainerKind(spec), None
     cls = _load(spec) if isinstance(spec, str) else spec
     if not isinstance(cls, type) or not analysis.is_trainer_class(cls):  # by name: --static's stand-ins count
         raise UsageError(f"--trainer: {_name(spec)} is not a transformers.Trainer subclass")
     return kind_of(cls), cls
 
 
-def kind_of(cls: type) -> str:
+def kind_of(cls: type) -> TrainerKind:
     """The stock trainer a class derives from: its arguments class and protocol (read from the names in its MRO,
     so a class rebuilt from source by ``--static`` gets the same answer as the imported one)."""
     for kind, (trainer_name, _) in TRL_KINDS.items():
         if analysis.derives_from(cls, "trl.", trainer_name):
             return kind
-    return "seq2seq" if analysis.derives_from(cls, "transformers.", "Seq2SeqTrainer") else "trainer"
+    seq2seq = analysis.derives_from(cls, "transformers.", "Seq2SeqTrainer")
+    return TrainerKind.SEQ2SEQ if seq2seq else TrainerKind.TRAINER
 
 
 def stock_class(kind: str) -> type:

@@ -19,10 +19,10 @@ from trainer_compat.cli.common import error_line as _error
 from trainer_compat.cli.common import parse_init_kwargs as _init_kwargs
 from trainer_compat.cli.fix import add_fix_parser, run_fix
 from trainer_compat.errors import TargetError, UsageError
+from trainer_compat.formats import FORMATS, OutputFormat
 from trainer_compat.guard import quiet_libraries as _quiet
 
 EXIT_OK, EXIT_INCOMPATIBLE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-FORMATS = ("concise", "full", "json", "sarif", "github", "junit")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -159,21 +159,22 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 def _render(reports: list[Any], options: argparse.Namespace, config: Any) -> str:
-    from trainer_compat.render import ALIASES, RENDERERS, render_concise, render_junit, render_terminal
+    from trainer_compat.render import RENDERERS, render_concise, render_junit, render_terminal
     from trainer_compat.render.terminal import Terminal
 
-    fmt = options.format or config.get("format") or "full"
-    fmt = ALIASES.get(fmt, fmt)
-    if fmt not in RENDERERS:
-        raise UsageError(f"format: unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    name = options.format or config.get("format") or "full"
+    try:
+        fmt = OutputFormat.parse(name)
+    except ValueError:
+        raise UsageError(f"format: unknown format {name!r} (choose from {', '.join(FORMATS)})") from None
     verbosity = -1 if getattr(options, "quiet", False) else int(bool(getattr(options, "verbose", False)))
-    if fmt == "full":  # rich's own view of stdout (width, colour, NO_COLOR/FORCE_COLOR); a file: plain, soft-wrapped
+    if fmt is OutputFormat.FULL:  # rich's own view of stdout (width, colour, NO_COLOR/FORCE_COLOR); a file: plain, soft-wrapped
         terminal = Terminal.detect(force_color=options.color) if options.output is None else \
             Terminal(color=options.color)
         return render_terminal(reports, verbosity=verbosity, terminal=terminal)
-    if fmt == "concise":
+    if fmt is OutputFormat.CONCISE:
         return render_concise(reports, verbosity=verbosity)
-    if fmt == "junit":
+    if fmt is OutputFormat.JUNIT:
         return render_junit(reports, fail_on=options.fail_on or config.get("fail-on") or "error")
     return RENDERERS[fmt](reports)
 

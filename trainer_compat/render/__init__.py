@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from trainer_compat.formats import ALIASES, OutputFormat
 from trainer_compat.render.concise import render_concise
 from trainer_compat.render.github import render_github
 from trainer_compat.render.json import render_json
@@ -15,15 +16,14 @@ from trainer_compat.report import Report
 
 Renderer = Callable[[Sequence[Report]], str]
 
-RENDERERS: dict[str, Renderer] = {
-    "concise": render_concise,
-    "full": render_terminal,
-    "json": render_json,
-    "sarif": render_sarif,
-    "github": render_github,
-    "junit": render_junit,
+RENDERERS: dict[OutputFormat, Renderer] = {
+    OutputFormat.CONCISE: render_concise,
+    OutputFormat.FULL: render_terminal,
+    OutputFormat.JSON: render_json,
+    OutputFormat.SARIF: render_sarif,
+    OutputFormat.GITHUB: render_github,
+    OutputFormat.JUNIT: render_junit,
 }
-ALIASES = {"text": "concise"}  # the 0.1 name of the one-line-per-finding view
 
-__all__ = ["ALIASES", "RENDERERS", "Renderer", "render_concise", "render_github", "render_json", "render_junit",
-           "render_sarif", "render_terminal", "render_text"]
+__all__ = ["ALIASES", "RENDERERS", "OutputFormat", "Renderer", "render_concise", "render_github", "render_json",
+           "render_junit", "render_sarif", "render_terminal", "render_text"]

@@ -7,14 +7,12 @@ from collections.abc import Iterator
 from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.protocol.arguments import ARGUMENT_ALIASES
 from trainer_compat.protocol.data import NEW_NAMES
 from trainer_compat.protocol.model import Site
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.versions import VersionRange
 
-# The deprecated name and the name that wins over it when both are given.
-ALIASES = (("gradient_checkpointing", "activation_checkpointing"),
-           ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs"))
 _SITE = Site(r'\("gradient_checkpointing", "activation_checkpointing"\),', ("transformers.training_args",))
 
 _CHECKPOINTED = EXPLICIT_WRAPPER.replace(
@@ -46,7 +44,7 @@ class DeprecatedAliasOverridden(Rule):
         requested = ctx.setup.requested
         if not requested or ctx.version not in self.versions:
             return
-        for old, new in ALIASES:
+        for old, new in ARGUMENT_ALIASES:
             if old not in requested or new not in requested:
                 continue
             resolved = getattr(ctx.setup.args, new, requested[new])

@@ -12,9 +12,9 @@ from typing import Any
 
 from packaging.version import Version
 
-from trainer_compat.analysis import CHECKPOINTING_METHODS, uses_reentrant
+from trainer_compat.analysis import CHECKPOINTING_METHODS, checkpointing_kwargs, uses_reentrant
 from trainer_compat.example_models import EXPLICIT_WRAPPER
-from trainer_compat.features import Feature, checkpointing_kwargs
+from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.protocol.data import (
     NON_REENTRANT_DEFAULT,
