@@ -257,7 +257,7 @@ def _takes_call(target: nn.Module, call: ast.Call) -> bool:
 
 
 def _library_owned(owner: str | None) -> bool:
-    return bool(owner) and owner.split(".")[0] in ("transformers", "torch", "peft", "trl")
+    return owner is not None and owner.split(".")[0] in ("transformers", "torch", "peft", "trl")
 
 
 def _class_function(cls: type, name: str) -> Any:

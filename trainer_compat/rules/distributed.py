@@ -107,6 +107,9 @@ def fsdp_units(model: nn.Module, policy: Callable[..., bool] | None) -> list[tup
     def free(module: nn.Module, prefix: str = "") -> list[tuple[str, Any]]:
         return [(n, p) for n, p in module.named_parameters(prefix=prefix) if id(p) not in taken]
 
+    if policy is None:  # no auto wrap: one unit, the root
+        return [("", free(model))]
+
     def visit(prefix: str, module: nn.Module, only_children: bool) -> int:
         numel = sum(p.numel() for _, p in free(module))
         if not policy(module=module, recurse=True, nonwrapped_numel=numel):
@@ -120,8 +123,7 @@ def fsdp_units(model: nn.Module, policy: Callable[..., bool] | None) -> list[tup
             return numel
         return wrapped
 
-    if policy is not None:
-        visit("", model, True)
+    visit("", model, True)
     units.append(("", free(model)))
     return units
 
@@ -132,8 +134,8 @@ def _shown(names: list[str], limit: int = 4) -> str:
 
 _BLOCK = "from transformers.models.gpt2.modeling_gpt2 import GPT2Block\n"
 _FSDP = {"fsdp": "full_shard auto_wrap"}
-_FSDP1_FLAT = {"fsdp": "full_shard auto_wrap",
-               "fsdp_config": {"version": 1, "use_orig_params": False, "transformer_layer_cls_to_wrap": ["GPT2Block"]}}
+_FSDP1_CONFIG = {"version": 1, "use_orig_params": False, "transformer_layer_cls_to_wrap": ["GPT2Block"]}
+_FSDP1_FLAT = {"fsdp": "full_shard auto_wrap", "fsdp_config": _FSDP1_CONFIG}
 
 
 def _with_init(extra: str) -> str:
@@ -249,7 +251,7 @@ class FsdpMixedRequiresGrad(Rule):
     fires = (Example(_with_init("        self.model.transformer.wte.weight.requires_grad_(False)\n"),
                      args=_FSDP1_FLAT),)
     silent = (Example(_with_init("        self.model.transformer.wte.weight.requires_grad_(False)\n"),
-                      args={**_FSDP1_FLAT, "fsdp_config": {**_FSDP1_FLAT["fsdp_config"], "use_orig_params": True}}),
+                      args={**_FSDP1_FLAT, "fsdp_config": {**_FSDP1_CONFIG, "use_orig_params": True}}),
               Example(_with_init("        self.model.transformer.h.requires_grad_(False)\n"), args=_FSDP1_FLAT))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -281,6 +283,8 @@ class FsdpMixedRequiresGrad(Rule):
 
 def _zero_stage(config: Any) -> int | None:
     stage = ((config or {}).get("zero_optimization") or {}).get("stage")
+    if stage is None:
+        return None
     try:
         return int(stage)
     except (TypeError, ValueError):

@@ -46,7 +46,7 @@ _LABELS_SITE = Site(r"default_label_names = find_labels\(")
 _LOSS_KWARGS_SITE = Site(r"self\.model_accepts_loss_kwargs = ")
 
 
-def _forward_location(ctx: Context, view: ForwardView):  # -> Location | None
+def _forward_location(ctx: Context, view: ForwardView) -> Location | None:
     return source_location(view.function) or ctx.subject.location
 
 
@@ -176,6 +176,9 @@ class ColumnsDropped(Rule):
                 f"{'=None, '.join(k for k, _ in read)}=None, **{var})`), or pass remove_unused_columns=False")
 
 
+_EVAL = {"eval_strategy": "steps", "eval_steps": 1, "remove_unused_columns": False}  # NoLabelNames' examples
+
+
 class NoLabelNames(Rule):
     code = "TC102"
     name = "no-label-names"
@@ -190,7 +193,6 @@ class NoLabelNames(Rule):
         "raises KeyError at the first evaluation. A warning otherwise. Silent when a Trainer subclass overrides "
         "`prediction_step`. Name the label parameter in forward, or set `label_names`."
     )
-    _EVAL = {"eval_strategy": "steps", "eval_steps": 1, "remove_unused_columns": False}
     fires = (Example(KWARGS_WRAPPER, args={**_EVAL, "save_strategy": "steps", "save_steps": 1,
                                            "load_best_model_at_end": True}),
              Example(KWARGS_WRAPPER, args=_EVAL))

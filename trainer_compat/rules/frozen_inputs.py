@@ -11,6 +11,7 @@ from trainer_compat.analysis import CHECKPOINTING_METHODS, uses_reentrant
 from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.forward import inspected_module
 from trainer_compat.protocol.data import INPUT_GRADS_BUILT_IN
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.versions import VersionRange
@@ -45,12 +46,11 @@ _EMBEDDINGS = "    def get_input_embeddings(self):\n        return self.model.ge
 _LORA = {"r": 2, "target_modules": ["c_attn"]}
 
 
-def _language_models(ctx: Context) -> list[tuple[str, nn.Module]]:
-    model = ctx.subject.instance
+def _language_models(ctx: Context, model: nn.Module) -> list[tuple[str, nn.Module]]:
     if ctx.subject.is_pretrained:
         return [("", model)]
     if ctx.subject.is_peft:
-        return [("base_model.model", model.get_base_model())]
+        return [("base_model.model", inspected_module(ctx.subject))]  # get_base_model()
     return ctx.subject.pretrained_submodules()
 
 
@@ -84,7 +84,9 @@ def _adapter_to_come(ctx: Context) -> bool:
     """`--peft` with a weight adapter (LoRA and kin) for a model that is not a PeftModel yet: it will freeze
     every weight but the adapter's, the input embeddings included."""
     config = ctx.setup.peft
-    return bool(config) and not ctx.subject.is_peft and not config.get("num_virtual_tokens")
+    if not config:
+        return False
+    return not ctx.subject.is_peft and not config.get("num_virtual_tokens")
 
 
 def _peft_will_help(ctx: Context) -> bool:
@@ -110,8 +112,8 @@ class CheckpointingFrozenInputs(Rule):
         "models itself."
     )
     versions = VersionRange(until=INPUT_GRADS_BUILT_IN)
-    fires = (Example(_FROZEN, args=_ON, versions=versions),)
-    fires = (*fires, Example(_UNFROZEN, args=_ON, versions=versions, peft=_LORA))
+    fires = (Example(_FROZEN, args=_ON, versions=versions),
+             Example(_UNFROZEN, args=_ON, versions=versions, peft=_LORA))
     silent = (Example(_FROZEN, args={**_ON, "gradient_checkpointing_kwargs": {"use_reentrant": False}}),
               Example(_FROZEN.replace("  # as LoRA or freeze_llm leave them",
                                       "\n        self.model.enable_input_require_grads()"), args=_ON),
@@ -119,7 +121,8 @@ class CheckpointingFrozenInputs(Rule):
               Example(_FROZEN_LM_TRAINED_PROJECTOR, args=_ON))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        if not ctx.has(Feature.CHECKPOINTING) or ctx.subject.instance is None:
+        model = ctx.subject.instance
+        if not ctx.has(Feature.CHECKPOINTING) or model is None:
             return
         if not uses_reentrant(ctx, default=True) or ctx.version >= Version(INPUT_GRADS_BUILT_IN):
             return
@@ -131,7 +134,7 @@ class CheckpointingFrozenInputs(Rule):
         adapter = _adapter_to_come(ctx)
         if adapter and _peft_will_help(ctx):
             return
-        for name, lm in _language_models(ctx):
+        for name, lm in _language_models(ctx, model):
             if adapter:
                 if getattr(lm, "main_input_name", None) != "input_ids":
                     continue

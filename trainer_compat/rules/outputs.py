@@ -147,7 +147,8 @@ class LossNotFirst(Rule):
              Example(RETURNS_LOGITS, args={"label_smoothing_factor": 0.1}))
     silent = (Example(LOSS_FIRST), Example(PASS_THROUGH), Example(DICT_WITH_LOGITS),
               Example(VALUE_HEAD, args={"label_smoothing_factor": 0.1}),
-              Example(VALUE_HEAD, trainer_code=OWN_COMPUTE_LOSS), Example(RETURNS_LOGITS, trainer_code=OWN_COMPUTE_LOSS))
+              Example(VALUE_HEAD, trainer_code=OWN_COMPUTE_LOSS),
+              Example(RETURNS_LOGITS, trainer_code=OWN_COMPUTE_LOSS))
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         returns = _applies(ctx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from trainer_compat.features import Feature
@@ -24,7 +24,7 @@ CAUSAL_LM_KWARGS = ("input_ids", "attention_mask", "inputs_embeds", "labels", "o
                     "output_hidden_states", "return_dict")
 
 
-def _task(config: dict[str, Any]) -> str:
+def _task(config: Mapping[str, Any]) -> str:
     return str(getattr(config.get("task_type"), "value", config.get("task_type")) or "")
 
 
@@ -65,7 +65,7 @@ def _embeds_wrapper(extra: str) -> str:
     return wrapper(extra, kwargs=True).replace("def forward(self, input_ids,", "def forward(self, input_ids=None,")
 
 
-def _prompt_learning(config: dict[str, Any]) -> bool:
+def _prompt_learning(config: Mapping[str, Any]) -> bool:
     """Prompt tuning, prefix tuning, P-tuning: the adapters with virtual tokens."""
     return bool(config.get("num_virtual_tokens"))
 
@@ -102,8 +102,8 @@ class PeftTaskNeedsGeneration(Rule):
         for i, (member, site) in enumerate(missing):
             prompt = member in ("config", "device")
             kind = f"a prompt-learning {config.get('peft_type') or 'adapter'}" if prompt else f"task_type={task}"
-            error = ("ValueError 'Please specify `num_layers` in `peft_config`'"
-                     if member == "config" and site is not None and site.file.endswith("other.py") else "AttributeError")
+            num_layers = member == "config" and site is not None and site.file.endswith("other.py")
+            error = "ValueError 'Please specify `num_layers` in `peft_config`'" if num_layers else "AttributeError"
             first = "; it is the first member get_peft_model fails on" if i == 0 and len(missing) > 1 else ""
             yield self.finding(
                 ctx, f"{ctx.subject.cls.__name__} has no `{member}`; with {kind}, get_peft_model builds a "
@@ -115,7 +115,7 @@ class PeftTaskNeedsGeneration(Rule):
                           "**kwargs)`, or leave task_type unset") + " (trainer_compat.patch(model) adds it)")
 
 
-def _prompt_members(config: dict[str, Any]) -> list[tuple[str, Location | None]]:
+def _prompt_members(config: Mapping[str, Any]) -> list[tuple[str, Location | None]]:
     """What PeftModel's prompt-learning set-up reads of the base model, in order: `config` (to size the virtual
     tokens; before peft 0.14 get_peft_model falls back to {"model_type": "custom"} and raises ValueError unless
     num_layers / token_dim / num_attention_heads are given), then `device` (to place the prompt encoder)."""
@@ -173,6 +173,8 @@ class PeftTaskReadsConfig(Rule):
 
 def _forward_rejects(ctx: Context, names: tuple[str, ...]) -> list[str]:
     forward = getattr(ctx.subject.cls, "forward", None)
+    if forward is None:
+        return []
     try:
         params = inspect.signature(forward).parameters
     except (TypeError, ValueError):
