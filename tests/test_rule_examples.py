@@ -15,6 +15,10 @@ def _cases(kind: str) -> list:
 
 
 def _codes(example: Example, tmp_path) -> set[str]:
+    return {f.rule for f in _findings(example, tmp_path)}
+
+
+def _findings(example: Example, tmp_path) -> list:
     if installed_transformers() not in example.versions:
         pytest.skip(f"example holds for transformers {example.versions}")
     if example.peft is not None or "import peft" in example.code or "from peft" in example.code:
@@ -26,13 +30,27 @@ def _codes(example: Example, tmp_path) -> set[str]:
         if not hasattr(__import__("trl"), TRL_KINDS[example.trainer][1]):
             pytest.skip(f"this TRL has no {TRL_KINDS[example.trainer][1]}")
     model = example.load(tmp_path)
-    report = trainer_compat.check(model, **example.options(tmp_path))
-    return {f.rule for f in report.findings}
+    return trainer_compat.check(model, **example.options(tmp_path)).findings
 
 
 @pytest.mark.parametrize(("rule", "example"), _cases("fires"))
 def test_fires(rule: type[Rule], example: Example, tmp_path) -> None:
-    assert rule.code in _codes(example, tmp_path)
+    if example.expect is None:
+        assert rule.code in _codes(example, tmp_path)
+        return
+    own = [f for f in _findings(example, tmp_path) if f.rule == rule.code]
+    assert own, f"{rule.code} did not fire"
+    assert any(not example.expect.problems(f) for f in own), [example.expect.problems(f) for f in own]
+
+
+def test_an_expectation_tells_what_a_finding_lacks() -> None:
+    from trainer_compat.findings import Finding, Severity
+    from trainer_compat.rules import Expect
+
+    finding = Finding(rule="TC001", name="missing-member", severity=Severity.WARNING, message="x has no y",
+                      member="y")
+    assert not Expect(Severity.WARNING, "y", "has no").problems(finding)
+    assert len(Expect(Severity.ERROR, "z", "absent").problems(finding)) == 3
 
 
 @pytest.mark.parametrize(("rule", "example"), _cases("silent"))

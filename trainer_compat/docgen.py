@@ -32,6 +32,8 @@ def _example(title: str, example: Example) -> list[str]:
         meta.append(f"peft: `{json.dumps(example.peft)}`")
     if str(example.versions) != "all":
         meta.append(f"transformers `{example.versions}`")
+    if example.expect is not None:
+        meta.append(f"expects: {example.expect.describe()}")
     return [f"**{title}** ({'; '.join(meta)})", "", "```python", example.code.strip("\n"), "```", ""]
 
 

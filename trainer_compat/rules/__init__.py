@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.rules.base import Context, Example, Expect, Rule
 
 
 def _discover() -> tuple[type[Rule], ...]:
@@ -36,4 +36,4 @@ def _discover() -> tuple[type[Rule], ...]:
 ALL_RULES: tuple[type[Rule], ...] = _discover()
 MODEL_RULES: tuple[type[Rule], ...] = tuple(r for r in ALL_RULES if r.produced_by is None)
 
-__all__ = ["ALL_RULES", "MODEL_RULES", "Context", "Example", "Rule"]
+__all__ = ["ALL_RULES", "MODEL_RULES", "Context", "Example", "Expect", "Rule"]

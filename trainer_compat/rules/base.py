@@ -21,10 +21,36 @@ from trainer_compat.versions import ALWAYS, VersionRange
 
 
 @dataclass(frozen=True)
+class Expect:
+    """What a firing example's finding must say: its severity, the member it names, a fragment of its message."""
+
+    severity: Severity | None = None
+    member: str | None = None
+    fragment: str | None = None
+
+    def problems(self, finding: Finding) -> list[str]:
+        """Why ``finding`` does not meet the expectation (empty: it does)."""
+        out = []
+        if self.severity is not None and finding.severity is not self.severity:
+            out.append(f"severity {finding.severity.value}, expected {self.severity.value}")
+        if self.member is not None and finding.member != self.member:
+            out.append(f"member {finding.member!r}, expected {self.member!r}")
+        if self.fragment is not None and self.fragment not in finding.message:
+            out.append(f"message lacks {self.fragment!r}: {finding.message}")
+        return out
+
+    def describe(self) -> str:
+        parts = [self.severity.value if self.severity else "", f"on `{self.member}`" if self.member else "",
+                 f"saying \"{self.fragment}\"" if self.fragment else ""]
+        return " ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
 class Example:
     """Source that defines a module-level ``Model`` (class, factory or instance), and the arguments.
 
-    ``versions`` limits the transformers releases on which the example behaves as stated.
+    ``versions`` limits the transformers releases on which the example behaves as stated; ``expect`` (fires
+    examples) what the finding must say, checked by tests/test_rule_examples.py and shown in docs/rules.md.
     """
 
     code: str
@@ -36,6 +62,7 @@ class Example:
     data: str | None = None  # source defining ``Data``: the user's examples (a list, a Dataset or a factory)
     trainer_code: str | None = None  # source defining ``MyTrainer``: the user's Trainer subclass
     launch: dict[str, Any] | None = None  # how the run is launched (features.Launch fields)
+    expect: Expect | None = None
 
     def load(self, directory: Path) -> Any:
         """Write the example to ``directory`` as a module (so its source is inspectable) and return ``Model``."""

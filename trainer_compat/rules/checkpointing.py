@@ -12,7 +12,7 @@ from trainer_compat.example_models import EXPLICIT_WRAPPER, SWALLOWING_SHIM
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.forward import submodule_called
-from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.rules.base import Context, Example, Expect, Rule
 from trainer_compat.subject import Provenance, parse_function, source_location
 
 if TYPE_CHECKING:
@@ -116,7 +116,8 @@ class CheckpointingNotCarried(Rule):
         "checkpoint; otherwise it fails or, worse, does nothing while training proceeds with full activation "
         "memory. Layer stacks that no flag reaches stay un-checkpointed."
     )
-    fires = (Example(_NOTHING_INSIDE, args={"gradient_checkpointing": True}),)
+    fires = (Example(_NOTHING_INSIDE, args={"gradient_checkpointing": True},
+                     expect=Expect(Severity.ERROR, member="gradient_checkpointing_enable")),)
     silent = (Example(_DELEGATING, args={"gradient_checkpointing": True}),)
 
     def check(self, ctx: Context) -> Iterator[Finding]:

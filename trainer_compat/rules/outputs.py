@@ -10,7 +10,7 @@ from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.forward import ForwardView, inspected_module
 from trainer_compat.protocol.model import Site
 from trainer_compat.returns import DICT, LOGITS, LOSS, NONE, TUPLE, Returned, forward_returns
-from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.rules.base import Context, Example, Expect, Rule
 from trainer_compat.subject import source_location
 
 _HEAD = """
@@ -106,7 +106,8 @@ class LossMissingFromOutput(Rule):
         "loss from the inputs`. A Trainer subclass that overrides `compute_loss` decides for itself (silent). "
         "TC105 covers tuples and tensors; the probe (`--probe`) checks the rest."
     )
-    fires = (Example(_HEAD + _FORWARD + "        return {\"logits\": out.logits}\n"),)
+    fires = (Example(_HEAD + _FORWARD + "        return {\"logits\": out.logits}\n",
+                     expect=Expect(Severity.ERROR, fragment="The model did not return a loss")),)
     silent = (Example(PASS_THROUGH), Example(DICT_WITH_LOGITS),
               Example(_HEAD + _FORWARD + "        return {\"logits\": out.logits}\n", trainer_code=OWN_COMPUTE_LOSS))
 

@@ -10,7 +10,7 @@ from trainer_compat.findings import Finding, Severity
 from trainer_compat.noop import does_nothing
 from trainer_compat.protocol.data import EVERY_N_LAYERS
 from trainer_compat.protocol.model import Guard, Kind, Requirement
-from trainer_compat.rules.base import Context, Example, Rule, first_feature
+from trainer_compat.rules.base import Context, Example, Expect, Rule, first_feature
 from trainer_compat.subject import MemberInfo, Provenance, source_location
 from trainer_compat.versions import VersionRange
 
@@ -59,8 +59,10 @@ class MissingMember(Rule):
         "often after minutes or hours of work. Each member's provenance is shown: defined on the class, "
         "inherited, set on the instance, or delegated through `__getattr__`."
     )
-    fires = (Example(_WRAPPER, args={"gradient_checkpointing": True}),
-             Example(_WRAPPER + _NOOP_GETATTR, args={"gradient_checkpointing": True}))
+    fires = (Example(_WRAPPER, args={"gradient_checkpointing": True},
+                     expect=Expect(Severity.ERROR, fragment="raises AttributeError before the first step")),
+             Example(_WRAPPER + _NOOP_GETATTR, args={"gradient_checkpointing": True},
+                     expect=Expect(Severity.WARNING, fragment="is a callable that does nothing")))
     silent = (Example(_WRAPPER, args={}),
               Example(_WRAPPER + _NOOP_GETATTR, args={}),
               Example("from trainer_compat.testing import tiny_causal_lm\nModel = tiny_causal_lm",

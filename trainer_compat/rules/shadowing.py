@@ -8,7 +8,7 @@ from pathlib import Path
 
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
-from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.rules.base import Context, Example, Expect, Rule
 
 # What a training run imports by name at some point (Trainer, its integrations, the data and the checker itself).
 _IMPORTED_BY_THE_RUN = ("torch", "transformers", "accelerate", "datasets", "peft", "trl", "safetensors",
@@ -64,7 +64,7 @@ class LibraryShadowed(Rule):
         "target's folder is on `sys.path`, so the check itself is not misled; the run would be. Rename the file "
         "(`my_datasets.py`) and its imports."
     )
-    fires = (Example(_SHADOWED),)
+    fires = (Example(_SHADOWED, expect=Expect(Severity.WARNING, fragment="datasets.py shadows the installed `datasets`")),)
     silent = (Example(_SHADOWED.replace('pathlib.Path(__file__).with_name("datasets.py").write_text("")  '
                                         '# the project holds a datasets.py of its own\n', "")),)
 
