@@ -64,7 +64,8 @@ class LibraryShadowed(Rule):
         "target's folder is on `sys.path`, so the check itself is not misled; the run would be. Rename the file "
         "(`my_datasets.py`) and its imports."
     )
-    fires = (Example(_SHADOWED, expect=Expect(Severity.WARNING, fragment="datasets.py shadows the installed `datasets`")),)
+    fires = (Example(_SHADOWED,
+                     expect=Expect(Severity.WARNING, fragment="datasets.py shadows the installed `datasets`")),)
     silent = (Example(_SHADOWED.replace('pathlib.Path(__file__).with_name("datasets.py").write_text("")  '
                                         '# the project holds a datasets.py of its own\n', "")),)
 
