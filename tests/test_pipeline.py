@@ -51,7 +51,7 @@ def test_a_rule_with_malformed_metadata_is_refused_when_its_class_is_created():
     from trainer_compat.findings import Severity
     from trainer_compat.rules import Rule
 
-    with pytest.raises(TypeError, match="code 'X1' is not TC.*summary is empty"):
+    with pytest.raises(TypeError, match=r"code 'X1' is not TC.*summary is empty"):
         class Bad(Rule):
             code = "X1"
             name = "bad"

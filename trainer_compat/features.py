@@ -278,7 +278,7 @@ def _arguments_class(trainer: str) -> Any:
     import transformers
 
     if trainer in TRL_KINDS:
-        trainer_name, config_name = TRL_KINDS[trainer]
+        trainer_name, config_name = TRL_KINDS[TrainerKind(trainer)]
         try:
             import trl
 

@@ -15,8 +15,11 @@ class OutputFormat(str, enum.Enum):
     GITHUB = "github"  # workflow commands: pull-request annotations
     JUNIT = "junit"
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:  # the value, as a plain str would print (Enum's is "Class.NAME")
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
     @classmethod
     def parse(cls, text: str) -> OutputFormat:

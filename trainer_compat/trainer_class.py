@@ -24,8 +24,11 @@ class TrainerKind(str, enum.Enum):
     REWARD = "reward"
     GRPO = "grpo"
 
-    __str__ = str.__str__
-    __format__ = str.__format__
+    def __str__(self) -> str:  # the value, as a plain str would print (Enum's is "Class.NAME")
+        return str.__str__(self)
+
+    def __format__(self, format_spec: str) -> str:
+        return str.__format__(self, format_spec)
 
 
 TRAINER_KINDS = tuple(k.value for k in TrainerKind)
@@ -69,7 +72,7 @@ def stock_class(kind: str) -> type:
     if kind in TRL_KINDS:
         import trl
 
-        return getattr(trl, TRL_KINDS[kind][0])
+        return getattr(trl, TRL_KINDS[TrainerKind(kind)][0])
     return transformers.Seq2SeqTrainer if kind == "seq2seq" else transformers.Trainer
 
 

@@ -168,7 +168,8 @@ def _render(reports: list[Any], options: argparse.Namespace, config: Any) -> str
     except ValueError:
         raise UsageError(f"format: unknown format {name!r} (choose from {', '.join(FORMATS)})") from None
     verbosity = -1 if getattr(options, "quiet", False) else int(bool(getattr(options, "verbose", False)))
-    if fmt is OutputFormat.FULL:  # rich's own view of stdout (width, colour, NO_COLOR/FORCE_COLOR); a file: plain, soft-wrapped
+    # FULL: rich's own view of stdout (width, colour, NO_COLOR/FORCE_COLOR); a file: plain, soft-wrapped
+    if fmt is OutputFormat.FULL:
         terminal = Terminal.detect(force_color=options.color) if options.output is None else \
             Terminal(color=options.color)
         return render_terminal(reports, verbosity=verbosity, terminal=terminal)
