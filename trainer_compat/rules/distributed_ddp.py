@@ -141,20 +141,8 @@ class DdpReentrantCheckpointing(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         model = ctx.subject.instance
-        if not ctx.has(Feature.CHECKPOINTING) or model is None or not _ddp_applies(ctx):
+        if model is None or not _reentrant_with_find_unused(ctx) or not _checkpoints_reentrantly(ctx):
             return
-        if not find_unused_parameters(ctx):
-            return
-        if not uses_reentrant(ctx, default=ctx.version < Version(NON_REENTRANT_DEFAULT)):
-            return
-        methods = [ctx.subject.member(m) for m in CHECKPOINTING_METHODS]
-        if not (ctx.subject.is_pretrained or any(m.present for m in methods)):
-            return  # TC001: nothing checkpoints
-        if any((m.owner or "").startswith("trainer_compat.") for m in methods):
-            return  # trainer-compat's own shims checkpoint non-reentrantly
-        probe = ctx.probe
-        if probe is not None and probe.step is not None and not probe.step.recomputed:
-            return  # TC604: checkpointing is not in effect
         if not any(p.requires_grad for p in model.parameters()):
             return
         explicit = getattr(ctx.setup.args, "ddp_find_unused_parameters", None) is not None
@@ -171,6 +159,23 @@ class DdpReentrantCheckpointing(Rule):
             call_site=ctx.site(_FIND_UNUSED_SITE),
             fix="pass gradient_checkpointing_kwargs={'use_reentrant': False}, or set ddp_find_unused_parameters="
                 "False (every trainable parameter must then get a gradient)")
+
+
+def _reentrant_with_find_unused(ctx: Context) -> bool:
+    """Checkpointing under DDP with find_unused_parameters=True, reentrant by the arguments or the default."""
+    return ctx.has(Feature.CHECKPOINTING) and _ddp_applies(ctx) and find_unused_parameters(ctx) \
+        and uses_reentrant(ctx, default=ctx.version < Version(NON_REENTRANT_DEFAULT))
+
+
+def _checkpoints_reentrantly(ctx: Context) -> bool:
+    """Something checkpoints, not trainer-compat's own (non-reentrant) shims, and a dry-run did not see it off."""
+    methods = [ctx.subject.member(m) for m in CHECKPOINTING_METHODS]
+    if not (ctx.subject.is_pretrained or any(m.present for m in methods)):
+        return False  # TC001: nothing checkpoints
+    if any((m.owner or "").startswith("trainer_compat.") for m in methods):
+        return False  # trainer-compat's own shims checkpoint non-reentrantly
+    probe = ctx.probe
+    return not (probe is not None and probe.step is not None and not probe.step.recomputed)  # TC604: not in effect
 
 
 def module_attributes(model: Any) -> list[tuple[str, str]]:
