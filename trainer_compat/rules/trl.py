@@ -116,7 +116,8 @@ class SftInitMembers(Rule):
         trl = analysis.trl_since(ctx, TEXT_CONFIG_TRL) or analysis.sft_head_patched(ctx)
         if trl is not None:
             yield from self._config(ctx, trl)
-        needed = [("generation_config", analysis.trl_since(ctx, GENERATION_CONFIG_TRL), r"model\.generation_config\.pad_token_id",
+        needed = [("generation_config", analysis.trl_since(ctx, GENERATION_CONFIG_TRL),
+                   r"model\.generation_config\.pad_token_id",
                    "SFTTrainer() sets its pad_token_id when no data_collator is passed",
                    "`@property def generation_config(self): return self.model.generation_config`"),
                   ("add_model_tags", analysis.trl_since(ctx, TAGS_TRL), r"self\.model\.add_model_tags\(",
@@ -240,7 +241,7 @@ class SftForwardBypassed(Rule):
 
 def _rejects(ctx: Context, name: str) -> bool:
     try:
-        params = inspect.signature(getattr(ctx.subject.cls, "forward")).parameters
+        params = inspect.signature(ctx.subject.cls.forward).parameters
     except (TypeError, ValueError, AttributeError):
         return False
     return name not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values())
