@@ -240,9 +240,12 @@ class SftForwardBypassed(Rule):
 
 
 def _rejects(ctx: Context, name: str) -> bool:
+    forward = getattr(ctx.subject.cls, "forward", None)
+    if forward is None:
+        return False
     try:
-        params = inspect.signature(ctx.subject.cls.forward).parameters
-    except (TypeError, ValueError, AttributeError):
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
         return False
     return name not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values())
 
