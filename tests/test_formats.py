@@ -257,7 +257,7 @@ def test_full_on_a_terminal_wraps_at_words_within_the_width():
 def test_colour_follows_no_color_force_color_and_the_flag(monkeypatch, env, force, expected):
     import io
 
-    from trainer_compat.render.terminal import Terminal
+    from trainer_compat.render.full import Terminal
 
     for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)
@@ -270,7 +270,7 @@ def test_colour_follows_no_color_force_color_and_the_flag(monkeypatch, env, forc
 def test_a_terminal_gets_rich_width_from_columns(monkeypatch):
     import io
 
-    from trainer_compat.render.terminal import Terminal
+    from trainer_compat.render.full import Terminal
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 
 import trainer_compat
-from trainer_compat.testing import tiny_causal_lm
 from tests.zoo import ZOO
+from trainer_compat.testing import tiny_causal_lm
 
 FULL_PROFILE = {"gradient_checkpointing": True, "gradient_accumulation_steps": 2, "eval_strategy": "steps",
                 "eval_steps": 1, "save_strategy": "steps", "save_steps": 1}

@@ -74,7 +74,7 @@ def test_label_rules_agree_with_transformers(tmp_path):
         import sys, json
         sys.path.insert(0, sys.argv[1])
         import classes
-        from trainer_compat.forward import can_return_loss, label_names
+        from trainer_compat.signature import can_return_loss, label_names
         names = ("Plain", "ForQuestionAnswering", "ReturnsLoss", "NoLabels")
         before = {n: (label_names(getattr(classes, n)), can_return_loss(getattr(classes, n))) for n in names}
         assert "transformers" not in sys.modules

@@ -12,7 +12,7 @@ import ast
 from dataclasses import dataclass
 from typing import Any
 
-from trainer_compat.forward import function_first_line
+from trainer_compat.signature import function_first_line
 from trainer_compat.subject import parse_function
 
 LOSS, LOGITS, NONE, TUPLE, DICT, OTHER = "loss", "logits", "none", "tuple", "dict", "other"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from trainer_compat.findings import Finding, Location
 from trainer_compat.report import Report
-from trainer_compat.rules.workflow import SUPPRESSION_RULES, SuppressionWithoutReason, UnusedSuppression
+from trainer_compat.rules.reported import SUPPRESSION_RULES, SuppressionWithoutReason, UnusedSuppression
 
 _COMMENT = re.compile(r"#\s*trainer-compat:\s*ignore\[([^\]]*)\]\s*(.*)$")
 _OWN_CODES = {r.code for r in SUPPRESSION_RULES}

@@ -20,7 +20,7 @@ import torch
 
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.report import Report
-from trainer_compat.rules.workflow import BatchDoesNotBind, CollatorOutput, DatasetColumnsDropped, LabelsNotInBatch
+from trainer_compat.rules.reported import BatchDoesNotBind, CollatorOutput, DatasetColumnsDropped, LabelsNotInBatch
 
 _MAX_BATCH = 8
 
@@ -236,7 +236,7 @@ def inspect_data(trainer: Any) -> DataView:
 
 def _inspected(model: Any) -> Any:
     """What Trainer inspects for columns and binding: the base model under a PeftModel."""
-    from trainer_compat.forward import inspected_module
+    from trainer_compat.signature import inspected_module
     from trainer_compat.subject import Subject
 
     return inspected_module(Subject.of(model))

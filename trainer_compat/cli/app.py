@@ -160,7 +160,7 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 def _render(reports: list[Any], options: argparse.Namespace, config: Any) -> str:
     from trainer_compat.render import RENDERERS, render_concise, render_junit, render_terminal
-    from trainer_compat.render.terminal import Terminal
+    from trainer_compat.render.full import Terminal
 
     name = options.format or config.get("format") or "full"
     try:

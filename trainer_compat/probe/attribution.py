@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-
 _LOSS_SHAPED = re.compile(r"did not return a loss|grad can be implicitly created|does not require grad|"
                           r"NoneType|not subscriptable|invalid index of a 0-dim", re.IGNORECASE)
 

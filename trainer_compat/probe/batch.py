@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 
 from trainer_compat.errors import UsageError
-from trainer_compat.forward import ForwardView
 from trainer_compat.probe.synth import ExampleBuilder
+from trainer_compat.signature import ForwardView
 from trainer_compat.subject import Subject
 
 # Forward parameters that configure the call rather than carry data: leaving them out invents nothing.

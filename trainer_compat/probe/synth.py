@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from trainer_compat.forward import ForwardView, label_names
+from trainer_compat.signature import ForwardView, label_names
 from trainer_compat.subject import Subject
 
 SEQ_LEN = 8

@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 
 from trainer_compat.formats import ALIASES, OutputFormat
 from trainer_compat.render.concise import render_concise
+from trainer_compat.render.full import render_terminal
 from trainer_compat.render.github import render_github
 from trainer_compat.render.json import render_json
 from trainer_compat.render.junit import render_junit
 from trainer_compat.render.sarif import render_sarif
-from trainer_compat.render.terminal import render_terminal
 from trainer_compat.render.text import render_text
 from trainer_compat.report import Report
 

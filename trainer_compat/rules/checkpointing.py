@@ -11,8 +11,8 @@ from trainer_compat import analysis
 from trainer_compat.example_models import EXPLICIT_WRAPPER, SWALLOWING_SHIM
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
-from trainer_compat.forward import submodule_called
 from trainer_compat.rules.base import Context, Example, Expect, Rule
+from trainer_compat.signature import submodule_called
 from trainer_compat.subject import Provenance, parse_function, source_location
 
 if TYPE_CHECKING:

@@ -19,7 +19,15 @@ from trainer_compat.example_models import (
 )
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
-from trainer_compat.forward import (
+from trainer_compat.protocol.data import (
+    ACCEPTS_LOSS_KWARGS_ATTR,
+    ACCUMULATION_DIVIDED,
+    LOSS_KWARGS_ANY_VAR_KEYWORD,
+    T5_LOSS_KWARGS,
+)
+from trainer_compat.protocol.model import Site
+from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.signature import (
     ForwardView,
     can_return_loss,
     inspected_module,
@@ -29,14 +37,6 @@ from trainer_compat.forward import (
     loss_module,
     uses_num_items_in_batch,
 )
-from trainer_compat.protocol.data import (
-    ACCEPTS_LOSS_KWARGS_ATTR,
-    ACCUMULATION_DIVIDED,
-    LOSS_KWARGS_ANY_VAR_KEYWORD,
-    T5_LOSS_KWARGS,
-)
-from trainer_compat.protocol.model import Site
-from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import source_location
 from trainer_compat.versions import VersionRange
 

@@ -11,9 +11,9 @@ from trainer_compat.analysis import CHECKPOINTING_METHODS, uses_reentrant
 from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
-from trainer_compat.forward import inspected_module
 from trainer_compat.protocol.data import INPUT_GRADS_BUILT_IN
 from trainer_compat.rules.base import Context, Example, Rule
+from trainer_compat.signature import inspected_module
 from trainer_compat.versions import VersionRange
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from trainer_compat import analysis
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
-from trainer_compat.forward import ForwardView, inspected_module
 from trainer_compat.protocol.model import Site
 from trainer_compat.returns import DICT, LOGITS, LOSS, NONE, TUPLE, Returned, forward_returns
 from trainer_compat.rules.base import Context, Example, Expect, Rule
+from trainer_compat.signature import ForwardView, inspected_module
 from trainer_compat.subject import source_location
 
 _HEAD = """

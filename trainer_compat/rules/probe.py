@@ -6,12 +6,12 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from trainer_compat.example_models import DROPPING_WRAPPER, EXPLICIT_WRAPPER, KWARGS_WRAPPER, SWALLOWING_SHIM
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
 from trainer_compat.probe.attribution import invented_cause, invented_loss_problem, settle_hint, why_it_counts
 from trainer_compat.protocol.data import ACCUMULATION_DIVIDED, LOSS_KWARGS_ANY_VAR_KEYWORD
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.example_models import DROPPING_WRAPPER, EXPLICIT_WRAPPER, KWARGS_WRAPPER, SWALLOWING_SHIM
 from trainer_compat.versions import VersionRange
 
 _FROZEN_BASE = """

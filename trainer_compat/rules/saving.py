@@ -8,13 +8,13 @@ from typing import Any
 
 from packaging.version import Version
 
+from trainer_compat.example_models import EXPLICIT_WRAPPER
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Severity
+from trainer_compat.protocol.data import SAVE_UNWRAPS_COMPILE
 from trainer_compat.protocol.model import Site
 from trainer_compat.rules.base import Context, Example, Rule
-from trainer_compat.forward import unwrap_compiled
-from trainer_compat.protocol.data import SAVE_UNWRAPS_COMPILE
-from trainer_compat.example_models import EXPLICIT_WRAPPER
+from trainer_compat.signature import unwrap_compiled
 from trainer_compat.subject import Subject
 from trainer_compat.versions import VersionRange
 

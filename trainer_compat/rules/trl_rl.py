@@ -28,8 +28,20 @@ from trainer_compat.protocol.sites import library_site
 from trainer_compat.protocol.trl import TRL_LINES
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
-from trainer_compat.trl_rl_shared import (_CONFIG, _GENERATION, _TAGS, FULL, MODULES, NAMES, OLD_UNTIL, PLAIN_LM,
-                                          REWARD_MODEL, VERIFIED_NEW, rl, wrapper)
+from trainer_compat.trl_rl_shared import (
+    _CONFIG,
+    _GENERATION,
+    _TAGS,
+    FULL,
+    MODULES,
+    NAMES,
+    OLD_UNTIL,
+    PLAIN_LM,
+    REWARD_MODEL,
+    VERIFIED_NEW,
+    rl,
+    wrapper,
+)
 from trainer_compat.trl_rl_shared import trl_for as _trl
 from trainer_compat.versions import VersionRange
 

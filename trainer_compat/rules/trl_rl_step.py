@@ -33,9 +33,25 @@ from trainer_compat.protocol.sites import library_site
 from trainer_compat.protocol.trl import TRL_LINES
 from trainer_compat.rules.base import Context, Example, Rule
 from trainer_compat.subject import Provenance
-from trainer_compat.trl_rl_shared import (_BACKBONE, _CONFIG, _GC_STATE, _GENERATE, _GENERATION, _HEAD, _TAGS, FULL,
-                                          INIT, MODULES, NAMES, PLAIN_LM, VERIFIED_NEW, backbone_problem, head_problem,
-                                          rl, wrapper)
+from trainer_compat.trl_rl_shared import (
+    _BACKBONE,
+    _CONFIG,
+    _GC_STATE,
+    _GENERATE,
+    _GENERATION,
+    _HEAD,
+    _TAGS,
+    FULL,
+    INIT,
+    MODULES,
+    NAMES,
+    PLAIN_LM,
+    VERIFIED_NEW,
+    backbone_problem,
+    head_problem,
+    rl,
+    wrapper,
+)
 from trainer_compat.trl_rl_shared import trl_for as _trl
 from trainer_compat.versions import VersionRange
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeGuard
 
 from trainer_compat import analysis
-from trainer_compat.forward import submodule_called, unwrap_compiled
+from trainer_compat.signature import submodule_called, unwrap_compiled
 from trainer_compat.subject import parse_function
 
 if TYPE_CHECKING:

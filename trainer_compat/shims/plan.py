@@ -10,9 +10,9 @@ from typing import Any
 import torch.nn as nn
 
 from trainer_compat import analysis
-from trainer_compat.forward import unwrap_compiled
 from trainer_compat.shims.discover import Delegates, discover, is_peft, is_pretrained, resolve
 from trainer_compat.shims.trl_members import trl_members
+from trainer_compat.signature import unwrap_compiled
 from trainer_compat.subject import Provenance, Subject, parse_function
 
 GC_SHAPES = (("gradient_checkpointing_kwargs",), ("gradient_checkpointing_kwargs", "every_n_layers"),
@@ -309,8 +309,8 @@ def _listed(names: Any) -> list[str]:
 
 
 def _forward(subject: Subject, model: nn.Module, found: Delegates, notes: Notes) -> dict[str, Any]:
-    from trainer_compat.forward import ForwardView, kwargs_keys_read, uses_num_items_in_batch
     from trainer_compat.shims.discover import forward_target
+    from trainer_compat.signature import ForwardView, kwargs_keys_read, uses_num_items_in_batch
 
     view = ForwardView.of(subject)
     out: dict[str, Any] = {}

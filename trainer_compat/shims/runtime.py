@@ -107,8 +107,8 @@ def patch(model: nn.Module, args: Any = None, delegate_to: str | None = None, *,
 def patch_target(model: nn.Module) -> tuple[nn.Module, str]:
     """The module whose class gets the shims: a PeftModel's base model, a torch.compile wrapper's module
     (both reach it through their own ``__getattr__``), else ``model`` itself."""
-    from trainer_compat.forward import unwrap_compiled
     from trainer_compat.shims.discover import is_peft
+    from trainer_compat.signature import unwrap_compiled
 
     if is_peft(model):
         return model.get_base_model(), "get_base_model()"
