@@ -124,3 +124,18 @@ def test_no_run_setting_travels_through_the_environment_or_a_context_variable():
 def test_the_environment_pattern_sees_writes_and_not_reads():
     assert _WRITE.search('os.environ["X"] = "1"') and _WRITE.search("os.environ.pop('X', None)")
     assert not _WRITE.search('os.environ.get("X")') and not _WRITE.search('os.environ["X"] == "1"')
+
+
+def test_every_call_site_is_a_module_level_constant_where_the_line_recorder_finds_it():
+    """scripts/record_site_lines.py records the sites of protocol/data.py and the module-level Site constants of
+    the rule modules; a Site built inside a function would get no recorded line for a forecast."""
+    misplaced = [f"rules/{path.name}:{line}" for path in (PACKAGE / "rules").glob("*.py")
+                 for line in _misplaced_sites(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not misplaced, misplaced
+    assert _misplaced_sites(ast.parse("_A = Site('x')\ndef f():\n    return Site('y')\n")) == [3]
+
+
+def _misplaced_sites(tree: ast.Module) -> list[int]:
+    top_level = {id(node.value) for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))}
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Site" and id(node) not in top_level]

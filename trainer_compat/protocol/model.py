@@ -28,7 +28,10 @@ class Site:
     """Where Trainer makes the access: a regex over the source of one of ``modules``.
 
     Sites are resolved against the installed transformers, so each finding's ``file:line`` is the
-    line of the version that is really installed.
+    line of the version that is really installed; a forecast (``--transformers-version``) reads the line recorded
+    for that release in ``protocol/lines.json``. Registration: a Site is a module-level constant of a rule module
+    (or a requirement in ``protocol/data.py``), which is where ``scripts/record_site_lines.py`` finds the sites it
+    records; ``tests/test_architecture.py`` refuses a Site built anywhere else.
     """
 
     pattern: str
