@@ -67,7 +67,45 @@ def protocol_document() -> str:
         trainers = "" if len(req.trainers) == 2 else f" ({', '.join(req.trainers)})"
         lines.append(f"| `{req.member}` | {req.kind.value} | {guard} | {features}{trainers} | {req.versions} | "
                      f"`{req.call_text()}` | {req.consequence} |")
+    lines += ["", "## Release boundaries", "",
+              "The first release with each behaviour the rules key on, as `trainer_compat/protocol/` declares it.", "",
+              "| boundary | package | first release | what changes |", "|---|---|---|---|"]
+    lines += [f"| `{name}` | {package} | {release} | {what} |" for name, package, release, what in boundaries()]
     return "\n".join(lines) + "\n"
+
+
+def boundaries() -> list[tuple[str, str, str, str]]:
+    """``(name, package, release, comment)`` for every release constant of the protocol modules, read from their
+    source so the comment that explains each one is the documentation."""
+    import ast
+
+    out = []
+    for module, package in (("data.py", "transformers"), ("trl.py", "trl")):
+        path = Path(__file__).resolve().parent / "protocol" / module
+        source = path.read_text(encoding="utf-8")
+        lines = source.splitlines()
+        for node in ast.parse(source).body:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+                continue
+            release = _release(node.value)
+            if release is None:
+                continue
+            comment = lines[node.lineno - 1].partition("  # ")[2].strip()
+            owner = "accelerate" if node.targets[0].id.startswith("ACCELERATE") else package
+            out.append((node.targets[0].id, owner, release, comment))
+    return out
+
+
+def _release(value: object) -> str | None:
+    import ast
+
+    if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "Version" and value.args:
+        value = value.args[0]
+    if isinstance(value, ast.Constant) and isinstance(value.value, str) and value.value[:1].isdigit():
+        return value.value
+    if isinstance(value, ast.Name):  # NEW_NAMES = ACTIVATION_CHECKPOINTING
+        return f"= `{value.id}`"
+    return None
 
 
 def rules_table() -> str:

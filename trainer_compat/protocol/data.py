@@ -15,11 +15,11 @@ from trainer_compat.versions import VersionRange
 
 # Release boundaries (first release with the new behaviour).
 EVERY_N_LAYERS = "5.16.0"  # gradient_checkpointing_enable(..., every_n_layers=...) (and the call moved in 5.3.0)
-OFFLOAD = "5.17.0"  # ... and offload=...
+OFFLOAD = "5.17.0"  # gradient_checkpointing_enable(..., every_n_layers=..., offload=...)
 ACTIVATION_CHECKPOINTING = "5.23.0"  # activation_checkpointing_enable preferred, gradient_checkpointing_enable fallback
 LOSS_KWARGS_ANY_VAR_KEYWORD = "4.47.0"  # any **kwargs in forward makes model_accepts_loss_kwargs True
-ACCUMULATION_DIVIDED = "4.48.0"  # training_step divides the loss by gradient_accumulation_steps when it passes no
-# num_items_in_batch (4.46.0-4.47.x never divide: the gradient of such a model is accumulation-steps times too large)
+ACCUMULATION_DIVIDED = "4.48.0"  # training_step divides the loss by the accumulation steps without num_items_in_batch
+# (4.46.0-4.47.x never divide: the gradient of such a model is accumulation-steps times too large)
 ACCEPTS_LOSS_KWARGS_ATTR = "4.48.0"  # model.accepts_loss_kwargs is honoured
 SAVE_UNWRAPS_COMPILE = "4.52.0"  # _save unwraps torch.compile (keep_torch_compile=False): save_pretrained
 LABEL_SMOOTHING_READS_CONFIG = "4.56.0"  # Trainer.__init__ reads model.config with label smoothing on
