@@ -30,6 +30,11 @@ def per_run() -> Iterator[None]:
         _RUNS.pop()
 
 
+def run_scoped(name: str) -> dict[str, Any]:
+    """A cache that lives as long as the innermost open run (a fresh, unshared dict outside any run)."""
+    return _RUNS[-1].setdefault(f"\0{name}", {}) if _RUNS else {}
+
+
 def load_target(spec: str) -> Any:
     """Import the module and return the named object (class, factory or instance)."""
     module_part, sep, name = spec.rpartition(":")

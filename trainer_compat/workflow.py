@@ -8,18 +8,18 @@ from typing import Any
 from trainer_compat.report import Report
 from trainer_compat.verdict import finalize
 
-_SETUPS: dict[str, Any] = {}
-
-
 def _setup(args: dict[str, Any] | None, trainer: str, *, data: str | None = None, collator: str | None = None,
            launch: dict[str, Any] | None = None, static: bool = False, peft: dict[str, Any] | None = None) -> Any:
+    """The run's setup for these options: built once per run (targets that share options share it)."""
     from trainer_compat.features import build_setup
+    from trainer_compat.targets import run_scoped
 
+    setups = run_scoped("setups")
     key = json.dumps([args, trainer, data, collator, launch, static, peft], sort_keys=True, default=str)
-    if key not in _SETUPS:
-        _SETUPS[key] = build_setup(args, trainer, data=_load(data, "--data"), collator=_load(collator, "--collator"),
-                                   launch=launch, static=static, peft=peft)
-    return _SETUPS[key]
+    if key not in setups:
+        setups[key] = build_setup(args, trainer, data=_load(data, "--data"), collator=_load(collator, "--collator"),
+                                  launch=launch, static=static, peft=peft)
+    return setups[key]
 
 
 def _load(spec: str | None, option: str) -> Any:
