@@ -8,6 +8,7 @@ from typing import Any
 from trainer_compat.report import Report
 from trainer_compat.verdict import finalize
 
+
 def _setup(args: dict[str, Any] | None, trainer: str, *, data: str | None = None, collator: str | None = None,
            launch: dict[str, Any] | None = None, static: bool = False, peft: dict[str, Any] | None = None) -> Any:
     """The run's setup for these options: built once per run (targets that share options share it)."""
