@@ -9,7 +9,7 @@ import tempfile
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 import trainer_compat
 from tests.zoo import ZOO

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 import trainer_compat
 from trainer_compat.testing import tiny_causal_lm

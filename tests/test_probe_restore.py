@@ -11,8 +11,8 @@ import random
 
 import pytest
 import torch
-import torch.nn as nn
 import transformers
+from torch import nn
 
 import trainer_compat
 from trainer_compat.probe import process

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 import trainer_compat
 from tests.trainer_runner import Profile, run

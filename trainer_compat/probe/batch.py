@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat.errors import UsageError
 from trainer_compat.probe.synth import ExampleBuilder

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat.probe.state import is_lazy, unique_parameters, walk
 

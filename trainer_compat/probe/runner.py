@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat.features import Feature, TrainingSetup
 from trainer_compat.probe.batch import Inputs, complete_labels

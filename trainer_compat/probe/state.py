@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat.probe import pystate
 from trainer_compat.probe.process import ProcessState, bitwise_equal, rng_state, set_rng_state

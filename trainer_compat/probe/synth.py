@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat.signature import ForwardView, label_names
 from trainer_compat.subject import Subject

@@ -7,7 +7,7 @@ import inspect
 import threading
 from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat.shims.discover import resolve
 from trainer_compat.shims.plan import Plan, loss_kwargs_flag, published_params, signature_of

@@ -7,7 +7,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat import analysis
 from trainer_compat.shims.discover import Delegates, discover, is_peft, is_pretrained, resolve
@@ -166,7 +166,7 @@ def shim_fault(subject: Subject, name: str) -> str | None:
 
 def _binds(func: Any, keywords: tuple[str, ...]) -> bool:
     try:
-        inspect.signature(func).bind(None, **{k: None for k in keywords})
+        inspect.signature(func).bind(None, **dict.fromkeys(keywords))
     except (TypeError, ValueError):
         return False
     return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat.shims.members import namespace
 from trainer_compat.shims.plan import Plan, make_plan

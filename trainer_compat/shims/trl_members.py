@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
 from trainer_compat.shims.discover import resolve
 from trainer_compat.subject import Provenance, Subject
