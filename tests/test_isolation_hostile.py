@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from trainer_compat.cli import main
-from trainer_compat.isolate import isolate_by_default, report_from_dict
+from trainer_compat.isolate import isolate_by_default
+from trainer_compat.report import Report
 
 ROOT = Path(__file__).resolve().parent.parent
 H = "tests/hostile"
@@ -144,7 +145,7 @@ def test_reports_cross_the_process_boundary_unchanged():
     import trainer_compat
 
     report = trainer_compat.check(_seed(), args={"gradient_checkpointing": True})
-    again = report_from_dict(json.loads(json.dumps(report.to_dict())), report.torch_version)
+    again = Report.from_dict(json.loads(json.dumps(report.to_dict())), report.torch_version)
     assert again.to_dict() == report.to_dict() and again.findings == report.findings
 
 

@@ -37,6 +37,10 @@ class Location:
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "line": self.line}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Location | None:
+        return cls(data["file"], data.get("line")) if data else None
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -68,3 +72,12 @@ class Finding:
             "location": self.location.to_dict() if self.location else None,
             "details": self.details,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        """The inverse of ``to_dict``."""
+        return cls(rule=data["rule"], name=data["name"], severity=Severity(data["severity"]),
+                   message=data["message"], member=data.get("member"), feature=data.get("feature"),
+                   fix=data.get("fix"), transformers_version=data.get("transformers_version"),
+                   call_site=Location.from_dict(data.get("call_site")),
+                   location=Location.from_dict(data.get("location")), details=dict(data.get("details") or {}))

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from trainer_compat.errors import UsageError
-from trainer_compat.findings import Finding, Location, Severity
-from trainer_compat.formats import CI_FORMATS, OutputFormat
+from trainer_compat.formats import CI_FORMATS
 from trainer_compat.isolate_child import FD_ENV as _FD_ENV
 from trainer_compat.isolate_child import OUT_OF_MEMORY as _OUT_OF_MEMORY
-from trainer_compat.report import MemberRow, Report
+from trainer_compat.report import Report
 
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MEMORY_MB = 8192
@@ -36,25 +35,7 @@ _GRACE_S = 2.0  # the child's own guard reports a hang it can interrupt; the par
 
 def isolate_by_default(fmt: str) -> bool:
     """CI formats isolate unless --no-isolate: there, one hostile target must not take the gate down."""
-    try:
-        return OutputFormat.parse(fmt) in CI_FORMATS
-    except ValueError:
-        return False
-
-
-def add_cli_options(check: Any) -> None:
-    """``--isolate/--no-isolate``, ``--static``, ``--timeout``, ``--memory-limit`` on the check parser."""
-    import argparse
-
-    check.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
-                       help="check each target in a child process with a timeout and a memory cap "
-                            f"(default: on for {', '.join(sorted(CI_FORMATS))})")
-    check.add_argument("--static", action="store_true",
-                       help="check classes from their source alone: import and run none of the target's code")
-    check.add_argument("--timeout", type=float, metavar="SECONDS", default=DEFAULT_TIMEOUT_S,
-                       help=f"per target, in every mode: import, build and check (default {DEFAULT_TIMEOUT_S:g})")
-    check.add_argument("--memory-limit", type=int, metavar="MB", default=DEFAULT_MEMORY_MB,
-                       help=f"address-space cap of the isolated check (default {DEFAULT_MEMORY_MB}; 0: none)")
+    return fmt in CI_FORMATS  # the name as given: "text", concise's 0.1 name, keeps its in-process default
 
 
 def run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = None) -> list[Report]:
@@ -224,7 +205,7 @@ class _Child:
     def _report(self, index: int | None, message: dict[str, Any]) -> Report:
         assert index is not None
         if "report" in message:
-            return report_from_dict(message["report"], self.ready.get("torch", ""))
+            return Report.from_dict(message["report"], self.ready.get("torch", ""))
         from trainer_compat.rules.isolation import BY_KIND
 
         if message.get("kind") in BY_KIND:
@@ -361,26 +342,3 @@ class _Lines:
     def close(self) -> None:
         self.selector.close()
         os.close(self.fd)
-
-
-def report_from_dict(data: dict[str, Any], torch_version: str = "") -> Report:
-    """The inverse of ``Report.to_dict`` (the torch version is not in the dict)."""
-    return Report(target=data["target"], transformers_version=data["transformers"], torch_version=torch_version,
-                  trainer=data["trainer"], features=tuple(data["features"]),
-                  findings=[finding_from_dict(f) for f in data["findings"]],
-                  members=[MemberRow(m["name"], m["provenance"], m["detail"], tuple(m["needed_by"]))
-                           for m in data["members"]],
-                  skipped=list(data["skipped"]), location=_location(data.get("location")))
-
-
-def finding_from_dict(data: dict[str, Any]) -> Finding:
-    return Finding(rule=data["rule"], name=data["name"], severity=Severity(data["severity"]),
-                   message=data["message"], member=data.get("member"), feature=data.get("feature"),
-                   fix=data.get("fix"), transformers_version=data.get("transformers_version"),
-                   call_site=_location(data.get("call_site")), location=_location(data.get("location")),
-                   details=dict(data.get("details") or {}))
-
-
-def _location(data: dict[str, Any] | None) -> Location | None:
-    return Location(data["file"], data.get("line")) if data else None
-

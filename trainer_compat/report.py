@@ -73,6 +73,18 @@ class Report:
             "not_run": list(self.not_run),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], torch_version: str = "") -> Report:
+        """The inverse of ``to_dict`` (the torch version is not in the dict): how an isolated check's report
+        crosses the process boundary."""
+        return cls(target=data["target"], transformers_version=data["transformers"], torch_version=torch_version,
+                   trainer=data["trainer"], features=tuple(data["features"]),
+                   findings=[Finding.from_dict(f) for f in data["findings"]],
+                   members=[MemberRow(m["name"], m["provenance"], m["detail"], tuple(m["needed_by"]))
+                            for m in data["members"]],
+                   skipped=list(data["skipped"]), location=Location.from_dict(data.get("location")),
+                   not_run=list(data.get("not_run") or []))
+
     def with_not_run(self, *, probe: bool, peft: bool, sft: bool, data: bool, trl_rl: bool = False) -> Report:
         """This report with a note for each rule group the options did not switch on (JUnit's skipped cases)."""
         on = {"probe": probe, "peft": peft, "sft": sft, "data": data, "trl_rl": trl_rl,

@@ -74,9 +74,23 @@ def _add_check(sub: Any) -> None:
     check.add_argument("-v", "--verbose", action="store_true", help="full: every protocol member, not only the needed")
     check.add_argument("-q", "--quiet", action="store_true", help="concise/full: findings and the summary only")
     check.add_argument("--debug", action="store_true", help="show tracebacks")
-    from trainer_compat.isolate import add_cli_options
+    _add_isolation_options(check)  # --isolate/--no-isolate, --static, --timeout, --memory-limit
 
-    add_cli_options(check)  # --isolate/--no-isolate, --static, --timeout, --memory-limit
+
+def _add_isolation_options(check: Any) -> None:
+    """``--isolate/--no-isolate``, ``--static``, ``--timeout``, ``--memory-limit`` on the check parser."""
+    from trainer_compat.formats import CI_FORMATS
+    from trainer_compat.isolate import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
+
+    check.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                       help="check each target in a child process with a timeout and a memory cap "
+                            f"(default: on for {', '.join(sorted(CI_FORMATS))})")
+    check.add_argument("--static", action="store_true",
+                       help="check classes from their source alone: import and run none of the target's code")
+    check.add_argument("--timeout", type=float, metavar="SECONDS", default=DEFAULT_TIMEOUT_S,
+                       help=f"per target, in every mode: import, build and check (default {DEFAULT_TIMEOUT_S:g})")
+    check.add_argument("--memory-limit", type=int, metavar="MB", default=DEFAULT_MEMORY_MB,
+                       help=f"address-space cap of the isolated check (default {DEFAULT_MEMORY_MB}; 0: none)")
 
 
 def _codes(text: str | None) -> list[str] | None:
