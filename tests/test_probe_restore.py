@@ -26,12 +26,8 @@ def _plain(value, depth=0):
     """A comparable picture of a value: containers by contents, configs by attributes, tensors by bytes."""
     if depth > 8:
         return ("deep", id(value))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_plain(v, depth + 1) for v in value))
-    if isinstance(value, dict):
-        return ("dict", tuple((repr(k), _plain(v, depth + 1)) for k, v in value.items()))
-    if isinstance(value, (set, frozenset)):
-        return ("set", tuple(sorted(map(repr, value))))
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return _plain_container(value, depth)
     if isinstance(value, torch.Tensor):
         data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
         return ("tensor", hashlib.sha1(data).hexdigest())
@@ -40,6 +36,14 @@ def _plain(value, depth=0):
     if isinstance(value, (bool, int, float, str, bytes, type(None), torch.dtype, torch.device)):
         return value
     return ("object", id(value))
+
+
+def _plain_container(value, depth):
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_plain(v, depth + 1) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((repr(k), _plain(v, depth + 1)) for k, v in value.items()))
+    return ("set", tuple(sorted(map(repr, value))))
 
 
 def deep_fingerprint(model: nn.Module) -> dict:

@@ -247,7 +247,7 @@ def test_patch_lets_a_prompt_learning_adapter_build_and_train(tmp_path):
     found = [f for f in trainer_compat.check(model, peft=config).findings if f.rule == "TC1001"]
     assert [f.member for f in found] == ["config", "device", "prepare_inputs_for_generation"]
     error = ValueError if "raises ValueError" in found[0].message else AttributeError
-    with pytest.raises(error, match="'config'|num_layers"):
+    with pytest.raises(error, match=r"'config'|num_layers"):
         peft.get_peft_model(_PromptWrapper(), peft.get_peft_config(config))
     result = patch(model)
     assert {"config", "device", "prepare_inputs_for_generation"} <= set(result.applied)

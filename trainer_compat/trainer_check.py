@@ -270,7 +270,7 @@ def data_findings(trainer: Any, data: DataView, version: str) -> list[Finding]:
         return out
     out += _collator_findings(data, version, location)
     if isinstance(data.batch, Mapping):
-        out += _binding_findings(trainer.model, data.batch, params, var_kw, version, location)
+        out += _binding_findings(trainer.model, data.batch, params, var_kw, version=version, location=location)
         out += _label_findings(trainer, data.batch, version, location)
     return out
 
@@ -319,7 +319,7 @@ def _collator_findings(data: DataView, version: str, location: Any) -> list[Find
         fix="tensorise them in the collator (or drop them)")]
 
 
-def _binding_findings(model: Any, batch: Mapping[str, Any], params: dict[str, inspect.Parameter], var_kw: bool,
+def _binding_findings(model: Any, batch: Mapping[str, Any], params: dict[str, inspect.Parameter], var_kw: bool, *,
                       version: str, location: Any) -> list[Finding]:
     keys = [str(k) for k in batch]
     unexpected = [] if var_kw else [k for k in keys if k not in params]

@@ -31,6 +31,11 @@ def invented_cause(failure: Any, observations: Any) -> str | None:
                 "your own arguments class: pass an instance of it (check(model, args=MyArguments(...)))")
     if not inputs.synthetic or failure.phase in ("Trainer()", "save_model"):
         return None
+    return _synthesized_cause(failure, inputs)
+
+
+def _synthesized_cause(failure: Any, inputs: Any) -> str | None:
+    """Why the batch the probe synthesized may explain a failure in the training step; None when it cannot."""
     if failure.exception == "TypeError" and _binding_by_trainer(failure.message, inputs):
         return None
     if failure.in_forward:
@@ -49,7 +54,7 @@ def _binding_by_trainer(message: str, inputs: Any) -> bool:
     if unexpected:
         return unexpected.group(1) not in given
     missing = _MISSING.search(message)
-    return bool(missing) and any(name in given for name in re.findall(r"'(\w+)'", missing.group(1)))
+    return missing is not None and any(name in given for name in re.findall(r"'(\w+)'", missing.group(1)))
 
 
 def why_it_counts(failure: Any, observations: Any) -> str:

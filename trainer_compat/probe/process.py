@@ -174,9 +174,7 @@ def bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
         return bitwise_equal(a.indices(), b.indices()) and bitwise_equal(a.values(), b.values())
     if a.layout != torch.strided:
         return bitwise_equal(a.to_dense(), b.to_dense())
-    if a.numel() == 0:
-        return True
-    return torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
+    return a.numel() == 0 or torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
 
 
 def _qparams(t: torch.Tensor) -> tuple[Any, ...]:

@@ -146,14 +146,8 @@ def differences(node: Node, live: Any, path: str, seen: set[int] | None = None) 
 
 
 def _content_differences(node: Node, live: Any, path: str, seen: set[int]) -> list[str]:
-    if node.kind in ("list", "tuple"):
-        if len(live) != len(node.parts):
-            return [path]
-        return [d for i, p in enumerate(node.parts) for d in differences(p, live[i], f"{path}[{i}]", seen)]
-    if node.kind == "dict":
-        if list(live) != [k for k, _ in node.parts]:
-            return [path]
-        return [d for k, p in node.parts for d in differences(p, live[k], f"{path}[{k!r}]", seen)]
+    if node.kind in ("list", "tuple", "dict"):
+        return _item_differences(node, live, path, seen)
     if node.kind == "set":
         return [] if len(live) == len(node.parts) and all(v in node.parts for v in live) else [path]
     if node.kind == "object":
@@ -163,6 +157,17 @@ def _content_differences(node: Node, live: Any, path: str, seen: set[int]) -> li
 
         return [] if bitwise_equal(live, node.parts) else [path]
     return []
+
+
+def _item_differences(node: Node, live: Any, path: str, seen: set[int]) -> list[str]:
+    """A list's, tuple's or dict's items against their saved pictures; the path itself when its length or keys moved."""
+    if node.kind == "dict":
+        if list(live) != [k for k, _ in node.parts]:
+            return [path]
+        return [d for k, p in node.parts for d in differences(p, live[k], f"{path}[{k!r}]", seen)]
+    if len(live) != len(node.parts):
+        return [path]
+    return [d for i, p in enumerate(node.parts) for d in differences(p, live[i], f"{path}[{i}]", seen)]
 
 
 def _object_differences(node: Node, state: dict[str, Any], path: str, seen: set[int]) -> list[str]:

@@ -50,7 +50,7 @@ class ExampleBuilder:
             return cls(model, names, required, configs, head)
         for module in inner:
             if _safe(module, "main_input_name") == "input_ids":
-                names = ["input_ids", "attention_mask"] + label_names(type(module))[:1]
+                names = ["input_ids", "attention_mask", *label_names(type(module))[:1]]
                 return cls(module, names, [], [_config(module), *configs], _head_kind(module),
                            f"the inner {type(module).__name__}")
         return None
@@ -77,6 +77,10 @@ class ExampleBuilder:
             return torch.ones(length, dtype=torch.long)
         if "label" in name:
             return self._label(length, generator)
+        return self._signal(name, length, generator)
+
+    def _signal(self, name: str, length: int, generator: torch.Generator) -> torch.Tensor | None:
+        """An image, audio-feature or waveform input sized from the config; None for a name it cannot build."""
         if name == "pixel_values":
             size = self._int("image_size", default=32, sub="vision_config")
             return torch.randn(self._int("num_channels", default=3, sub="vision_config"), size, size,
