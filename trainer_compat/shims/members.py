@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from trainer_compat.shims.discover import resolve
-from trainer_compat.shims.plan import Plan, loss_kwargs_flag, published_params, signature_of
+from trainer_compat.shims.plan import Plan, loss_kwargs_flag, method, published_params, signature_of
 
 _DEFAULTS = {"every_n_layers": 1, "offload": False}  # what an older inner method may be spared
 
@@ -44,14 +44,25 @@ def non_reentrant(kwargs: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def module_class(plan: Plan) -> type[nn.Module]:
+    """The class a plan patches, as the nn.Module class it is (patch() takes modules only)."""
+    original = plan.original
+    if not issubclass(original, nn.Module):
+        raise TypeError(f"{original.__qualname__} is not a torch.nn.Module class: trainer-compat patches modules")
+    return original
+
+
 def _checkpointing(plan: Plan) -> dict[str, Any]:
     carriers = plan.carriers
+    # The enables call a local named `checkpointing_enable`: TC402 reads this source and counts that as the call
+    # (analysis.enables_checkpointing), as it did `target.gradient_checkpointing_enable(...)`.
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs):
         for path in carriers:
             target = resolve(self, path)
             call = dict(gradient_checkpointing_kwargs=non_reentrant(gradient_checkpointing_kwargs), **kwargs)
-            target.gradient_checkpointing_enable(**accepted(target.gradient_checkpointing_enable, call))
+            checkpointing_enable = method(target, "gradient_checkpointing_enable")
+            checkpointing_enable(**accepted(checkpointing_enable, call))
 
     def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, every_n_layers=1,
                                         offload=False, **kwargs):
@@ -60,22 +71,23 @@ def _checkpointing(plan: Plan) -> dict[str, Any]:
             target = resolve(self, path)
             if hasattr(type(target), "activation_checkpointing_enable"):
                 call = dict(activation_checkpointing_kwargs=non_reentrant(activation_checkpointing_kwargs), **shape)
-                target.activation_checkpointing_enable(**accepted(target.activation_checkpointing_enable, call))
+                checkpointing_enable = method(target, "activation_checkpointing_enable")
             else:
                 call = dict(gradient_checkpointing_kwargs=non_reentrant(activation_checkpointing_kwargs), **shape)
-                target.gradient_checkpointing_enable(**accepted(target.gradient_checkpointing_enable, call))
+                checkpointing_enable = method(target, "gradient_checkpointing_enable")
+            checkpointing_enable(**accepted(checkpointing_enable, call))
 
     def gradient_checkpointing_disable(self):
         for path in carriers:
-            resolve(self, path).gradient_checkpointing_disable()
+            method(resolve(self, path), "gradient_checkpointing_disable")()
 
     def activation_checkpointing_disable(self):
         for path in carriers:
             target = resolve(self, path)
             if hasattr(type(target), "activation_checkpointing_disable"):
-                target.activation_checkpointing_disable()
+                method(target, "activation_checkpointing_disable")()
             else:
-                target.gradient_checkpointing_disable()
+                method(target, "gradient_checkpointing_disable")()
 
     made = dict(gradient_checkpointing_enable=gradient_checkpointing_enable,
                 activation_checkpointing_enable=activation_checkpointing_enable,
@@ -105,28 +117,28 @@ def _lm_members(plan: Plan) -> dict[str, Any]:
             out[name] = _through(lm, name)
     if plan.generate:
         def generate(self, *args, **kwargs):
-            return resolve(self, lm).generate(*args, **kwargs)
+            return method(resolve(self, lm), "generate")(*args, **kwargs)
         out["generate"] = generate
     if plan.prepare_inputs:
         def prepare_inputs_for_generation(self, *args, **kwargs):
-            return resolve(self, lm).prepare_inputs_for_generation(*args, **kwargs)
+            return method(resolve(self, lm), "prepare_inputs_for_generation")(*args, **kwargs)
         out["prepare_inputs_for_generation"] = prepare_inputs_for_generation
     if plan.device:
         out["device"] = property(lambda self: resolve(self, lm).device,
                                  doc=f"`device` of self.{lm} (read only; trainer-compat shim)")
     if plan.model_tags:
         def add_model_tags(self, tags):
-            resolve(self, lm).add_model_tags(tags)
+            method(resolve(self, lm), "add_model_tags")(tags)
         out["add_model_tags"] = add_model_tags
     if plan.embeddings:
         def get_input_embeddings(self):
-            return resolve(self, lm).get_input_embeddings()
+            return method(resolve(self, lm), "get_input_embeddings")()
 
         def set_input_embeddings(self, value):
-            resolve(self, lm).set_input_embeddings(value)
+            method(resolve(self, lm), "set_input_embeddings")(value)
 
         def get_output_embeddings(self):
-            return resolve(self, lm).get_output_embeddings()
+            return method(resolve(self, lm), "get_output_embeddings")()
         out.update(get_input_embeddings=get_input_embeddings, set_input_embeddings=set_input_embeddings,
                    get_output_embeddings=get_output_embeddings)
     if plan.main_input_name is not None:
@@ -135,7 +147,7 @@ def _lm_members(plan: Plan) -> dict[str, Any]:
     return out
 
 
-def _is_checkpointing(self) -> bool:
+def _is_checkpointing(self: nn.Module) -> bool:
     """Whether any module of the wrapper checkpoints (transformers' own definition, over the whole wrapper)."""
     return any(bool(getattr(m, "gradient_checkpointing", False)) for m in self.modules())
 
@@ -156,18 +168,18 @@ def _saving(plan: Plan) -> dict[str, Any]:
     if models:
         def tie_weights(self, *args, **kwargs):
             for path in models:
-                resolve(self, path).tie_weights(*args, **kwargs)
+                method(resolve(self, path), "tie_weights")(*args, **kwargs)
         out["tie_weights"] = tie_weights
     if plan.no_split_modules is not None:
         out["_no_split_modules"] = list(plan.no_split_modules)
     if plan.keys_to_ignore:
         out["_keys_to_ignore_on_save"] = None
     if plan.untie_state_dict:
-        out["state_dict"] = _untied_state_dict(plan.original)
+        out["state_dict"] = _untied_state_dict(module_class(plan))
     return out
 
 
-def _untied_state_dict(original: type) -> Any:
+def _untied_state_dict(original: type[nn.Module]) -> Any:
     def state_dict(self, *args, **kwargs):
         """The same keys; tensors that share memory with an earlier key are copies (safetensors refuses aliases)."""
         state = original.state_dict(self, *args, **kwargs)
@@ -190,12 +202,13 @@ def _forward(plan: Plan) -> dict[str, Any]:
     """The pass-through forward: the inner forward's parameter names, without its ``**kwargs`` (unless
     ``**loss_kwargs``: ``published_params``); ``accepts_loss_kwargs`` says what that ``**kwargs`` told Trainer."""
     out: dict[str, Any] = {}
-    original = plan.original
+    original = module_class(plan)
     if plan.forward_params is not None:
         def forward(self, *args, **kwargs):
             return original.forward(self, *args, **kwargs)
-        forward.__signature__ = signature_of(published_params(plan))  # what Trainer reads for columns and labels
-        forward.__wrapped__ = original.forward  # what the rules read: the user's own source
+        # mypy does not model attributes set on a function object; inspect.signature and the rules read these two
+        forward.__signature__ = signature_of(published_params(plan))  # type: ignore[attr-defined]  # Trainer's columns
+        forward.__wrapped__ = original.forward  # type: ignore[attr-defined]  # what the rules read: the user's source
         out["forward"] = forward
     flag = loss_kwargs_flag(plan)
     if flag is not None:
@@ -206,7 +219,7 @@ def _forward(plan: Plan) -> dict[str, Any]:
 _ACTIVE = threading.local()
 
 
-def _guarded_getattr(original: type) -> Any:
+def _guarded_getattr(original: type[nn.Module]) -> Any:
     user_getattr = original.__getattr__
 
     def __getattr__(self, name):
@@ -237,5 +250,5 @@ def namespace(plan: Plan) -> dict[str, Any]:
     if plan.checkpointing_state:
         ns["is_gradient_checkpointing"] = property(_is_checkpointing, doc="trainer-compat shim")
     if plan.guard_getattr:
-        ns["__getattr__"] = _guarded_getattr(plan.original)
+        ns["__getattr__"] = _guarded_getattr(module_class(plan))
     return ns

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,7 +161,8 @@ def shim_fault(subject: Subject, name: str) -> str | None:
     unbound = [s for s in (GC_SHAPES if name.startswith("gradient") else AC_SHAPES) if not _binds(func, s)]
     faults = [f"its signature does not take the call {name}({'=..., '.join(unbound[-1])}=...) that "
               "transformers makes from 5.16/5.17/5.23 on"] if unbound else []
-    faults += [_fakes(func)] if _fakes(func) else []
+    fake = _fakes(func)
+    faults += [fake] if fake else []
     return "; ".join(faults) or None
 
 
@@ -195,7 +197,7 @@ def _checkpointing(subject: Subject, found: Delegates, notes: Notes) -> dict[str
     if not found.checkpointing:
         notes.undelegable["gradient_checkpointing_enable"] = _NO_CARRIER
         return {}
-    notes.replaced.update({n: faults[n] for n in install if faults[n] is not None})
+    notes.replaced.update({n: fault for n in install if (fault := faults[n]) is not None})
     return {"checkpointing": tuple(install), "carriers": tuple(found.checkpointing)}
 
 
@@ -250,10 +252,19 @@ def _has_device(lm: nn.Module) -> bool:
         return False
 
 
+def method(module: nn.Module, name: str) -> Callable[..., Any]:
+    """``module.<name>``, a method of the inner model. torch types every attribute nn.Module does not declare as
+    ``Tensor | Module`` (its ``__getattr__``); a value that cannot be called raises the TypeError calling it would."""
+    member = getattr(module, name)
+    if not callable(member):
+        raise TypeError(f"'{type(member).__name__}' object is not callable")
+    return member
+
+
 def _can_generate(lm: nn.Module) -> bool:
     target = lm.get_base_model() if is_peft(lm) else lm
     try:
-        return bool(target.can_generate())
+        return bool(method(target, "can_generate")())
     except Exception:  # no can_generate: not a generating model
         return False
 
@@ -363,8 +374,8 @@ def _default(p: inspect.Parameter) -> Any:
 def signature_of(params: tuple[tuple[str, int, Any], ...]) -> inspect.Signature:
     """The pass-through forward's signature (``self`` first, as on the class)."""
     made = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    for name, kind, default in params:
-        kind = inspect._ParameterKind(kind)
+    for name, raw_kind, default in params:
+        kind = inspect._ParameterKind(raw_kind)
         if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD) or default == _EMPTY:
             made.append(inspect.Parameter(name, kind))
         else:

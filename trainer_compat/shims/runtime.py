@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from trainer_compat.shims.members import namespace
+from trainer_compat.shims.members import module_class, namespace
 from trainer_compat.shims.plan import Plan, make_plan
 from trainer_compat.shims.result import PatchResult
 
@@ -59,7 +59,8 @@ def _state(model: nn.Module) -> dict[str, Any]:
 
 def _restore(plan: Plan, state: dict[str, Any]) -> nn.Module:
     """Unpickling: an instance of the original class with its state, patched again with the same Plan."""
-    model = plan.original.__new__(plan.original)
+    original = module_class(plan)
+    model = original.__new__(original)
     setstate = getattr(model, "__setstate__", None)
     if setstate is not None:
         setstate(state)
