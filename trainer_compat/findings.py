@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -41,6 +43,17 @@ class Location:
     def from_dict(cls, data: dict[str, Any] | None) -> Location | None:
         return cls(data["file"], data.get("line")) if data else None
 
+    def under(self, root: Path, cwd: Path) -> Location:
+        """This location relative to the project ``root`` when its file lies there (a path as shown, relative to
+        ``cwd`` or absolute); a library's ``transformers/trainer.py`` or a file elsewhere stays as it is."""
+        path = Path(self.file)
+        path = path if path.is_absolute() else cwd / path
+        try:
+            relative = path.resolve().relative_to(root.resolve())
+        except (ValueError, OSError):
+            return self
+        return Location(relative.as_posix(), self.line) if path.exists() else self
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -72,6 +85,11 @@ class Finding:
             "location": self.location.to_dict() if self.location else None,
             "details": self.details,
         }
+
+    def under(self, root: Path, cwd: Path) -> Finding:
+        """This finding with its locations relative to the project root (``Location.under``)."""
+        return dataclasses.replace(self, location=self.location.under(root, cwd) if self.location else None,
+                                   call_site=self.call_site.under(root, cwd) if self.call_site else None)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Finding:

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trainer_compat.findings import Finding, Location, Severity
@@ -84,6 +85,13 @@ class Report:
                             for m in data["members"]],
                    skipped=list(data["skipped"]), location=Location.from_dict(data.get("location")),
                    not_run=list(data.get("not_run") or []))
+
+    def under(self, root: Path, cwd: Path | None = None) -> Report:
+        """This report with every location relative to the project root (the directory of the config file), as a
+        pull request shows the files, whatever folder the check ran from."""
+        cwd = cwd or Path.cwd()
+        return dataclasses.replace(self, findings=[f.under(root, cwd) for f in self.findings],
+                                   location=self.location.under(root, cwd) if self.location else None)
 
     def with_not_run(self, *, probe: bool, peft: bool, sft: bool, data: bool, trl_rl: bool = False) -> Report:
         """This report with a note for each rule group the options did not switch on (JUnit's skipped cases)."""

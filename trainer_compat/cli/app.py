@@ -148,6 +148,8 @@ def _check_targets(options: argparse.Namespace, config: Any) -> int:
                               sft=s.trainer == "sft" or ":" in s.trainer,  # a Trainer subclass may be TRL's
                               trl_rl=s.trainer in ("dpo", "reward", "grpo") or ":" in s.trainer)
                for r, s in zip(reports, settings, strict=True)]
+    if config.path is not None:  # run from a subfolder of the project: locations as the project shows them
+        reports = [r.under(config.root) for r in reports]
     _emit(_render(reports, options, config), options.output)
     code = exit_code(reports, [s.fail_on for s in settings])
     return EXIT_OK if options.exit_zero else code

@@ -26,6 +26,9 @@ _ONE_RULE = re.compile(r"(TC\d+)(?:: | suppressed at )")  # a note about one rul
 _PROBLEM = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "recommendation"}
 
 
+_ROOT = "the project root: the directory of the config file, else the one trainer-compat ran in"
+
+
 def _short(text: str, limit: int = LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -100,7 +103,7 @@ def render_sarif(reports: Sequence[Report]) -> str:
         "tool": {"driver": {"name": "trainer-compat", "semanticVersion": __version__,
                             "informationUri": "https://github.com/trainer-compat/trainer-compat",
                             "rules": [_rule(r) for r in rules]}},
-        "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": "the directory trainer-compat ran in"}}},
+        "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": _ROOT}}},
         "invocations": [{"executionSuccessful": True, "toolExecutionNotifications": [
             _notification(note, r, index) for r in reports for note in r.skipped]}],
         "results": [_result(f, r, index) for r in reports for f in r.findings],
