@@ -46,3 +46,18 @@ SWALLOWING_SHIM = '''
             print("Gradient checkpointing enabled via config (cache disabled)")
 
 '''
+
+# A wrapper whose extra members (``{extra}``) and forward keywords (``{more}``, passed on as ``{pass_more}``) an
+# example fills in: ``WRAPPER_TEMPLATE.format(extra=..., more=..., pass_more=...)``.
+WRAPPER_TEMPLATE = """
+import torch.nn as nn
+from trainer_compat.testing import tiny_causal_lm
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = tiny_causal_lm(tie=False)
+{extra}
+    def forward(self, input_ids, attention_mask=None, labels=None{more}):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels{pass_more})
+"""

@@ -9,6 +9,7 @@ from typing import Any
 from packaging.version import Version
 
 from trainer_compat.analysis import installed_trl
+from trainer_compat.example_models import WRAPPER_TEMPLATE
 from trainer_compat.protocol.trl import TRL_LINES
 from trainer_compat.rules.base import Example
 from trainer_compat.subject import Provenance
@@ -25,18 +26,7 @@ def trl_for(ctx: Any) -> Version | None:
     return installed_trl() if ctx.setup.trainer in RL_KINDS else None
 
 
-_WRAPPER = """
-import torch.nn as nn
-from trainer_compat.testing import tiny_causal_lm
-
-class Model(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = tiny_causal_lm(tie=False)
-{extra}
-    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
-"""
+_WRAPPER = WRAPPER_TEMPLATE.replace("{more}", ", **kwargs").replace("{pass_more}", ", **kwargs")
 _CONFIG = "\n    @property\n    def config(self):\n        return self.model.config\n"
 _GENERATION = "\n    @property\n    def generation_config(self):\n        return self.model.generation_config\n"
 _GENERATION_SETTER = ("\n    @generation_config.setter\n    def generation_config(self, value):\n"

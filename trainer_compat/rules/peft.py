@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from trainer_compat.example_models import WRAPPER_TEMPLATE
 from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.protocol.sites import library_site
@@ -31,18 +32,7 @@ def _task(config: Mapping[str, Any]) -> str:
 peft_site = library_site  # file:line in the installed peft
 
 
-_WRAPPER = """
-import torch.nn as nn
-from trainer_compat.testing import tiny_causal_lm
-
-class Model(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.model = tiny_causal_lm(tie=False)
-{extra}
-    def forward(self, input_ids, attention_mask=None, labels=None{more}):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels{pass_more})
-"""
+_WRAPPER = WRAPPER_TEMPLATE
 _CONFIG = "\n    @property\n    def config(self):\n        return self.model.config\n"
 _PREPARE = ("\n    def prepare_inputs_for_generation(self, *args, **kwargs):\n"
             "        return self.model.prepare_inputs_for_generation(*args, **kwargs)\n")
