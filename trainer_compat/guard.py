@@ -145,7 +145,7 @@ def restore(state: _State) -> list[str]:
         changed.append("warnings")
         warnings.filters[:] = state.filters  # type: ignore[index]  # a list at runtime; typeshed says Sequence
         warnings.showwarning = state.showwarning
-        warnings._filters_mutated()  # type: ignore[attr-defined]
+        warnings._filters_mutated()  # type: ignore[attr-defined]  # private: invalidates the warnings cache
     changed += _restore_logging(state)
     return changed
 
@@ -192,7 +192,7 @@ def _restore_logging(state: _State) -> list[str]:
         logging.root.level, logging.root.disabled = state.levels[""]
         changed.append("root logger")
     if changed:
-        manager._clear_cache()  # type: ignore[attr-defined]
+        manager._clear_cache()  # type: ignore[attr-defined]  # private: loggers re-read their levels
     return changed
 
 

@@ -68,11 +68,11 @@ def _with_subclasses(root: type[_T]) -> list[type[_T]]:
 def _patched(owner: type[PreTrainedModel] | type[_BaseAutoModelClass], build: Callable[..., Any]) -> Iterator[None]:
     original = owner.__dict__["from_pretrained"]
     # a patch for the duration of on_meta: the classmethod takes any arguments, the real one a typed signature
-    owner.from_pretrained = classmethod(build)  # type: ignore[method-assign, assignment]
+    owner.from_pretrained = classmethod(build)  # type: ignore[method-assign, assignment]  # deliberate patch
     try:
         yield
     finally:
-        owner.from_pretrained = original  # type: ignore[method-assign]
+        owner.from_pretrained = original  # type: ignore[method-assign]  # the patch undone
 
 
 def _config(source: Any, kwargs: dict[str, Any], config_class: Any = None) -> Any:

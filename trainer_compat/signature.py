@@ -87,7 +87,7 @@ def label_names(klass: type) -> list[str]:
             from transformers.utils.generic import find_labels
 
             return list(find_labels(klass))
-        names = list(inspect.signature(klass.forward).parameters)  # type: ignore[attr-defined]
+        names = list(inspect.signature(getattr(klass, "forward")).parameters)  # noqa: B009 (typed as a plain type)
     except (TypeError, ValueError, AttributeError):
         return []
     qa = "QuestionAnswering" in klass.__name__
@@ -103,7 +103,7 @@ def can_return_loss(klass: type) -> bool:
             from transformers.utils.generic import can_return_loss as _can_return_loss
 
             return bool(_can_return_loss(klass))
-        parameter = inspect.signature(klass.forward).parameters.get("return_loss")  # type: ignore[attr-defined]
+        parameter = inspect.signature(getattr(klass, "forward")).parameters.get("return_loss")  # noqa: B009
     except (TypeError, ValueError, AttributeError):
         return False
     return parameter is not None and parameter.default is True

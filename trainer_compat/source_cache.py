@@ -60,7 +60,7 @@ def per_run() -> Iterator[None]:
         found = parsed[key].get(object.__qualname__)
         return (lines, found) if found is not None else original(object)
 
-    findsource._trainer_compat = True  # type: ignore[attr-defined]
+    findsource._trainer_compat = True  # type: ignore[attr-defined]  # marks our stand-in on the function object
     inspect.findsource = findsource
     try:
         yield

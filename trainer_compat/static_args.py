@@ -109,8 +109,8 @@ def _class_fields(root: Path, path: Path, class_name: str, depth: int) -> dict[s
     for base in node.bases:  # a TRL config extends TrainingArguments: its fields first, overridden below
         name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else None
         found = _base_file(root, path, tree, name) if name else None
-        if found is not None:
-            fields.update(_class_fields(found[0], found[1], name, depth + 1) or {})  # type: ignore[arg-type]
+        if found is not None and name:
+            fields.update(_class_fields(found[0], found[1], name, depth + 1) or {})
     for stmt in node.body:
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             fields[stmt.target.id] = _default(stmt.value)

@@ -53,7 +53,7 @@ def named_tensors(model: nn.Module, slot: str) -> dict[str, torch.Tensor]:
 
 
 def parameters(model: nn.Module) -> dict[str, nn.Parameter]:
-    return named_tensors(model, "_parameters")  # type: ignore[return-value]
+    return named_tensors(model, "_parameters")  # type: ignore[return-value]  # _parameters holds Parameters
 
 
 def unique_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
