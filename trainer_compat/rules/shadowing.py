@@ -11,10 +11,11 @@ from trainer_compat.features import Feature
 from trainer_compat.findings import Finding, Location, Severity
 from trainer_compat.rules.base import Context, Example, Expect, Rule
 
-# What a training run imports by name at some point (Trainer, its integrations, the data and the checker itself).
+# What a training run imports by name: transformers at import (its own dependencies) and Trainer when it checks
+# for or uses an integration (`is_datasets_available()` finds a datasets.py, then Trainer reads datasets.Dataset).
+# Not the checker's own imports (rich): the user's run never makes them.
 _IMPORTED_BY_THE_RUN = ("torch", "transformers", "accelerate", "datasets", "peft", "trl", "safetensors",
-                        "huggingface_hub", "tokenizers", "numpy", "yaml", "packaging", "regex", "tqdm", "deepspeed",
-                        "evaluate", "rich")
+                        "huggingface_hub", "tokenizers", "numpy", "yaml", "packaging", "regex", "tqdm", "deepspeed")
 
 _SHADOWED = """
 import pathlib
