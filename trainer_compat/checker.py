@@ -70,6 +70,9 @@ def _instantiate(cls: type[object], name: str, kwargs: dict[str, Any], meta: boo
         instance = _construct(lambda: cls(**kwargs), name, f"{cls.__qualname__}(**{kwargs!r})", meta)
     except LoadsWeights as exc:
         return Subject(cls=cls, target=name, not_built=f"{exc}; pass --init-kwargs with a tiny config, or --probe")
+    if not analysis.is_module(instance):  # a metaclass's __call__ (or __new__) returned something else
+        raise TargetError(name, f"{cls.__qualname__}(...) returned a {type(instance).__name__}, not a torch.nn.Module "
+                                "(its metaclass's __call__ or __new__): Trainer would get that object")
     return _subject(instance, name, lambda: _instantiate(cls, name, kwargs))
 
 
