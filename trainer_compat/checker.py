@@ -131,16 +131,19 @@ def _subject(model: Any, name: str, rebuild: Any) -> Subject:
 
 
 def check_subject(subject: Subject, setup: TrainingSetup, *, probe: bool = False, sample: Any = None,
-                  transformers_version: str | None = None) -> Report:
+                  transformers_version: str | None = None, progress_stream: Any = None) -> Report:
+    """The model rules (and, with ``probe``, the dry-run: ``progress_stream`` shows its phases) on one subject."""
     from trainer_compat.forecast import requested
 
     forecast = requested(transformers_version)
     if forecast is not None and probe:
         raise UsageError("--transformers-version forecasts from data; --probe runs the installed Trainer: drop one")
-    return _check_subject(subject, setup, probe, sample, forecast or installed_transformers())
+    return _check_subject(subject, setup, probe, sample, forecast or installed_transformers(),
+                          progress_stream=progress_stream)
 
 
-def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: Any, version: Any) -> Report:
+def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: Any, version: Any, *,
+                   progress_stream: Any = None) -> Report:
     if probe and subject.rebuild is not None:
         subject = subject.rebuild()
     ctx = Context(subject=subject, setup=setup, version=version, forecast=version != installed_transformers())
@@ -151,7 +154,7 @@ def _check_subject(subject: Subject, setup: TrainingSetup, probe: bool, sample: 
     if subject.not_built:
         ctx.skip("instance checks", f"{subject.cls.__qualname__} was not built: {subject.not_built}")
     if probe:
-        ctx.probe = _dry_run(subject, setup, sample)
+        ctx.probe = _dry_run(subject, setup, sample, progress_stream)
         for skipped in ctx.probe.skipped:
             ctx.skip("probe", skipped)
     findings: list[Finding] = []
@@ -194,7 +197,7 @@ def _raised_at(exc: BaseException) -> str:
     return f" at {frames[-1].filename.rsplit('/', 2)[-1]}:{frames[-1].lineno}" if frames else ""
 
 
-def _dry_run(subject: Subject, setup: TrainingSetup, sample: Any) -> Any:
+def _dry_run(subject: Subject, setup: TrainingSetup, sample: Any, progress_stream: Any = None) -> Any:
     from trainer_compat.probe.batch import Inputs, infer_inputs, load_sample, user_data
     from trainer_compat.probe.runner import probe as run_probe
 
@@ -204,7 +207,7 @@ def _dry_run(subject: Subject, setup: TrainingSetup, sample: Any) -> Any:
         inputs = Inputs(load_sample(sample), f"sample {sample if isinstance(sample, str) else 'given'}")
     else:
         inputs = infer_inputs(subject, setup.trainer)
-    return run_probe(subject, setup, inputs)
+    return run_probe(subject, setup, inputs, progress_stream)
 
 
 def _member_rows(ctx: Context) -> list[MemberRow]:

@@ -33,9 +33,11 @@ _STARTUP_S = 180.0  # importing torch and transformers in the child, before the 
 _GRACE_S = 2.0  # the child's own guard reports a hang it can interrupt; the parent stops the rest
 
 
-def isolate_by_default(fmt: str) -> bool:
-    """CI formats isolate unless --no-isolate: there, one hostile target must not take the gate down."""
-    return fmt in CI_FORMATS  # the name as given: "text", concise's 0.1 name, keeps its in-process default
+def isolate_by_default(fmt: str, probe: bool = False) -> bool:
+    """CI formats isolate unless --no-isolate: there, one hostile target must not take the gate down. So does
+    ``--probe`` in any format: it runs the model's own forward and backward (native code a crash in which would
+    take the whole report down), and the child relays the probe's phases to this terminal."""
+    return fmt in CI_FORMATS or probe  # the name as given: "text", concise's 0.1 name, keeps its in-process default
 
 
 def run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = None) -> list[Report]:
@@ -72,7 +74,7 @@ def _run_checks(settings: list[Any], options: Any, fmt: str, progress: Any = Non
 
         return each(lambda s: finalize(guarded(s.target, limits.timeout_s,
                                                lambda run: _static(s, check_static, _setup)), s.selection))
-    if not (isolate if isolate is not None else isolate_by_default(fmt)):
+    if not (isolate if isolate is not None else isolate_by_default(fmt, any(s.probe for s in settings))):
         return each(lambda s: check_target(s, limits.timeout_s))
     requests = [{"spec": s.spec, "target": s.target, "args": s.args, "trainer": s.trainer, "data": s.data,
                  "collator": s.collator, "init_kwargs": s.init_kwargs, "probe": s.probe, "sample": s.sample,
@@ -145,7 +147,7 @@ def check_isolated(requests: list[dict[str, Any]], limits: Limits = Limits(), pr
     if progress is not None:
         progress.start_target(0)
     while start < len(requests):
-        child = _Child(requests[start:], limits)
+        child = _Child(requests[start:], limits, progress)
         for offset, report in child.results():
             reports[start + offset] = report
             if progress is not None:
@@ -158,8 +160,8 @@ def check_isolated(requests: list[dict[str, Any]], limits: Limits = Limits(), pr
 class _Child:
     """One child process over a tail of the targets; ``done`` counts the targets it settled."""
 
-    def __init__(self, requests: list[dict[str, Any]], limits: Limits) -> None:
-        self.requests, self.limits, self.done = requests, limits, 0
+    def __init__(self, requests: list[dict[str, Any]], limits: Limits, progress: Any = None) -> None:
+        self.requests, self.limits, self.done, self.progress = requests, limits, 0, progress
         self.ready: dict[str, Any] = {}
         self.started: dict[str, Any] = {}
         read_fd, write_fd = os.pipe()
@@ -167,7 +169,8 @@ class _Child:
         self.nonce = secrets.token_hex(16)  # lines without it (a target writing to the pipe) are not ours
         self.run_mark = f"{os.getpid()}-{self.nonce}"  # every process the child starts inherits it
         payload = {"requests": requests, "memory_mb": limits.memory_mb, "sys_path": sys.path,
-                   "nonce": self.nonce, "timeout_s": limits.timeout_s}
+                   "nonce": self.nonce, "timeout_s": limits.timeout_s,
+                   "progress": bool(getattr(progress, "enabled", False))}  # the probe's phases, on a terminal
         self.proc = subprocess.Popen(
             _child_command(), stdin=subprocess.PIPE, stdout=self.log,
             stderr=subprocess.STDOUT, pass_fds=(write_fd,), env=_child_env(write_fd, self.run_mark),
@@ -191,6 +194,9 @@ class _Child:
                     raise UsageError(message["usage"])
                 if "ready" in message:
                     self.ready = message["ready"]
+                elif "progress" in message:
+                    if self.progress is not None:
+                        self.progress.relay(str(message["progress"]))
                 elif "start" in message:
                     current, self.started = message["start"], message
                     deadline = time.monotonic() + self.limits.timeout_s + _GRACE_S  # the child's guard first

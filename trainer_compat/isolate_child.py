@@ -78,17 +78,19 @@ def main() -> None:
                 return
             _send(out, {"start": index, "trainer": setup.trainer,
                         "features": sorted(f.value for f in setup.features)})
-            _send(out, _check_one(request, setup, payload.get("timeout_s")))
+            progress = _Relay(out) if payload.get("progress") else None
+            _send(out, _check_one(request, setup, payload.get("timeout_s"), progress))
 
 
-def _check_one(request: dict[str, Any], setup: Any, timeout_s: float | None = None) -> dict[str, Any]:
+def _check_one(request: dict[str, Any], setup: Any, timeout_s: float | None = None,
+               progress: Any = None) -> dict[str, Any]:
     from trainer_compat.workflow import _build_and_check, guarded
 
     spec = request["spec"]
     target = request.get("target") or spec
     settings = _Request(spec=spec, target=target, init_kwargs=request.get("init_kwargs"),
                         probe=bool(request.get("probe")), sample=request.get("sample"),
-                        transformers_version=request.get("transformers_version"))
+                        transformers_version=request.get("transformers_version"), progress_stream=progress)
     try:
         report = guarded(target, timeout_s, lambda run: _build_and_check(settings, setup, run), setup)
         return {"report": report.to_dict()}
@@ -108,6 +110,21 @@ class _Request:
     probe: bool
     sample: str | None
     transformers_version: str | None = None
+    progress_stream: Any = None
+
+
+class _Relay:
+    """A text stream that sends each line to the parent (which shows it on its terminal): the probe's phases."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            _send(self.out, {"progress": text.rstrip("\n")})
+
+    def flush(self) -> None:
+        pass
 
 
 def _classify_error(exc: UsageError) -> dict[str, Any]:

@@ -57,7 +57,8 @@ def _build_and_check(settings: Any, setup: Any, run: Any) -> Report:
 
         return _with_data(subject, setup, settings.probe, settings.transformers_version)
     return check_subject(subject, setup, probe=settings.probe, sample=settings.sample,
-                         transformers_version=settings.transformers_version)
+                         transformers_version=settings.transformers_version,
+                         progress_stream=getattr(settings, "progress_stream", None))
 
 
 def guarded(target: str, timeout_s: float | None, body: Any, setup: Any = None) -> Report:

@@ -84,7 +84,7 @@ def _add_isolation_options(check: Any) -> None:
 
     check.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                        help="check each target in a child process with a timeout and a memory cap "
-                            f"(default: on for {', '.join(sorted(CI_FORMATS))})")
+                            f"(default: on for {', '.join(sorted(CI_FORMATS))}, and for --probe)")
     check.add_argument("--static", action="store_true",
                        help="check classes from their source alone: import and run none of the target's code")
     check.add_argument("--timeout", type=float, metavar="SECONDS", default=DEFAULT_TIMEOUT_S,

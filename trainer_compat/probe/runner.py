@@ -80,7 +80,7 @@ class ProbeObservations:
         return next((f for f in self.failures if f.phase == phase), None)
 
 
-def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs) -> ProbeObservations:
+def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs, progress_stream: Any = None) -> ProbeObservations:
     if setup.trainer in ("sft", "dpo", "reward", "grpo"):
         from trainer_compat.errors import UsageError
         from trainer_compat.trainer_class import TRL_KINDS
@@ -99,7 +99,8 @@ def probe(subject: Subject, setup: TrainingSetup, inputs: Inputs) -> ProbeObserv
         return seen
     from trainer_compat.render.progress import PhaseProgress  # after the snapshot: importing rich draws from random
 
-    progress = PhaseProgress(subject.target)
+    # the phases on stderr when it is a terminal; an isolated child's stream relays them to its parent's
+    progress = PhaseProgress(subject.target, stream=progress_stream, enabled=True if progress_stream else None)
     try:
         _probe_and_restore(model, setup, inputs, seen, snapshot=snapshot, progress=progress)
     finally:

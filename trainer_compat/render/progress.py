@@ -28,6 +28,12 @@ class Progress:
             self.stream.write(f"{self.prefix}: {text}\n")
             self.stream.flush()
 
+    def relay(self, line: str) -> None:
+        """A line an isolated child wrote for this terminal (its probe's phases), as it wrote it."""
+        if self.enabled:
+            self.stream.write(f"{line}\n")
+            self.stream.flush()
+
     def start(self, index: int, what: str) -> None:
         self.started[index] = (what, time.monotonic())
         self._write(f"[{index + 1}/{self.total}] {what} ...")
