@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import trainer_compat
+from trainer_compat.example_models import EXPLICIT_WRAPPER
 
 SCRIPT = textwrap.dedent("""
     import torch
@@ -21,18 +22,7 @@ SCRIPT = textwrap.dedent("""
     Trainer(model=Model(), args=args, train_dataset=data).train()
     print("TRAINED")
 """)
-MODEL = textwrap.dedent("""
-    import torch.nn as nn
-    from trainer_compat.testing import tiny_causal_lm
-
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = tiny_causal_lm(tie=False)
-
-        def forward(self, input_ids, attention_mask=None, labels=None):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-""")
+MODEL = EXPLICIT_WRAPPER  # the shipped example wrapper: a module-level `Model` class
 
 
 def _project(tmp_path, shadow: bool):
