@@ -114,6 +114,20 @@ def _imports(tree: ast.Module, path: Path, root: Path, top: str) -> tuple[dict[s
     return named, starred
 
 
+def imported_from(tree: ast.Module, module: str, name: str) -> str | None:
+    """The dotted name of the class ``name`` as the file of ``module`` gets it: defined there, or imported
+    (``from .base_config import _BaseConfig``, ``from transformers import TrainingArguments``)."""
+    if any(isinstance(n, ast.ClassDef) and n.name == name for n in tree.body):
+        return f"{module}.{name}"
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == name and not a.asname for a in node.names):
+            if not node.level:
+                return f"{node.module}.{name}" if node.module else None
+            package = module.split(".")[:-node.level] if node.level <= module.count(".") else []
+            return ".".join([*package, *([node.module] if node.module else []), name]) if package else None
+    return None
+
+
 def _resolve_from(node: ast.ImportFrom, path: Path, root: Path, top: str) -> Path | None:
     if node.level:
         folder = path.parent

@@ -12,22 +12,21 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from trainer_compat.errors import UsageError
-from trainer_compat.library_source import package_root
+from trainer_compat.library_source import declaring_file, imported_from, parsed
 
 NOT_VALIDATED = "the arguments' cross-field validation (TrainingArguments.__post_init__) runs only without --static"
 
-# (package, file inside it, class): where each arguments class of a trainer kind is declared.
+# The arguments class of each trainer kind, as the package exports it (library_source finds its file).
 _CLASSES = {
-    "trainer": ("transformers", "training_args.py", "TrainingArguments"),
-    "seq2seq": ("transformers", "training_args_seq2seq.py", "Seq2SeqTrainingArguments"),
-    "sft": ("trl", "trainer/sft_config.py", "SFTConfig"),
-    "dpo": ("trl", "trainer/dpo_config.py", "DPOConfig"),
-    "reward": ("trl", "trainer/reward_config.py", "RewardConfig"),
-    "grpo": ("trl", "trainer/grpo_config.py", "GRPOConfig"),
+    "trainer": "transformers.TrainingArguments",
+    "seq2seq": "transformers.Seq2SeqTrainingArguments",
+    "sft": "trl.SFTConfig",
+    "dpo": "trl.DPOConfig",
+    "reward": "trl.RewardConfig",
+    "grpo": "trl.GRPOConfig",
 }
 _UNREAD = object()  # a default the source does not spell as a literal
 
@@ -57,11 +56,12 @@ class StaticArguments:
 
 def static_arguments(fields: Mapping[str, Any], trainer: str) -> StaticArguments:
     """The arguments of ``trainer``'s kind, read from source: unknown fields are one line (exit 2)."""
-    package, file, class_name = _CLASSES.get(trainer, _CLASSES["trainer"])
-    defaults = _declared_fields(package, file, class_name)
+    dotted = _CLASSES.get(trainer, _CLASSES["trainer"])
+    package, _, class_name = dotted.partition(".")
+    defaults = _declared_fields(dotted)
     if defaults is None:
-        raise UsageError(f"--static: cannot read {class_name}'s fields from the installed {package} "
-                         f"({package}/{file}): run without --static")
+        raise UsageError(f"--static: cannot read {class_name}'s fields from the installed {package}: run without "
+                         "--static")
     unknown = sorted(set(fields) - set(defaults))
     if unknown:
         raise UsageError(f"--args: {class_name}.__init__() got an unexpected keyword argument {unknown[0]!r}")
@@ -90,46 +90,26 @@ def _normalise(values: dict[str, Any], given: set[str]) -> None:
 
 
 @cache
-def _declared_fields(package: str, file: str, class_name: str) -> dict[str, Any] | None:
-    root = package_root(package)
-    if root is None:
+def _declared_fields(dotted: str, depth: int = 0) -> dict[str, Any] | None:
+    """The dataclass fields of the class ``dotted`` names, its bases' first (a TRL config extends
+    TrainingArguments), read from the declaring file that ``library_source`` finds without importing."""
+    found = declaring_file(dotted)
+    tree = parsed(found[0]) if found is not None else None
+    if found is None or tree is None or depth > 4:
         return None
-    return _class_fields(root, root / file, class_name, depth=0)
-
-
-def _class_fields(root: Path, path: Path, class_name: str, depth: int) -> dict[str, Any] | None:
-    try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except (OSError, SyntaxError, ValueError):
-        return None
-    node = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
-    if node is None or depth > 4:
+    _, module, name = found
+    node = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
+    if node is None:
         return None
     fields: dict[str, Any] = {}
-    for base in node.bases:  # a TRL config extends TrainingArguments: its fields first, overridden below
-        name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else None
-        found = _base_file(root, path, tree, name) if name else None
-        if found is not None and name:
-            fields.update(_class_fields(found[0], found[1], name, depth + 1) or {})
+    for base in node.bases:
+        base_name = base.id if isinstance(base, ast.Name) else None
+        origin = imported_from(tree, module, base_name) if base_name else None
+        fields.update((_declared_fields(origin, depth + 1) if origin else None) or {})
     for stmt in node.body:
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             fields[stmt.target.id] = _default(stmt.value)
     return fields
-
-
-def _base_file(root: Path, path: Path, tree: ast.Module, name: str) -> tuple[Path, Path] | None:
-    """The (package root, file) that declares base class ``name``, followed through the file's imports."""
-    if name == "TrainingArguments":
-        transformers = package_root("transformers")
-        return (transformers, transformers / "training_args.py") if transformers else None
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.level and any(a.name == name for a in node.names):
-            folder = path.parent
-            for _ in range(node.level - 1):
-                folder = folder.parent
-            candidate = folder.joinpath(*(node.module or "").split(".")).with_suffix(".py")
-            return (root, candidate) if candidate.is_file() else None
-    return None
 
 
 def _default(value: ast.expr | None) -> Any:
