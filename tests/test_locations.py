@@ -4,28 +4,16 @@ from (issue #12), so a pull request can attach them; a library's call site stays
 from __future__ import annotations
 
 import json
-import textwrap
 
 from trainer_compat.cli import main
+from trainer_compat.example_models import KWARGS_WRAPPER
 from trainer_compat.findings import Location
-
-WRAPPER = textwrap.dedent("""
-    import torch.nn as nn
-
-    class Wrapper(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.proj = nn.Linear(4, 4)
-
-        def forward(self, **kwargs):
-            return {"loss": self.proj(kwargs["x"]).sum()}
-""")
 
 
 def test_a_check_run_from_a_subfolder_reports_project_relative_locations(tmp_path, monkeypatch, capsys):
     (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "wrapper.py").write_text(WRAPPER, encoding="utf-8")
-    (tmp_path / "pyproject.toml").write_text('[tool.trainer-compat]\ntargets = ["pkg/wrapper.py:Wrapper"]\n'
+    (tmp_path / "pkg" / "wrapper.py").write_text(KWARGS_WRAPPER, encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text('[tool.trainer-compat]\ntargets = ["pkg/wrapper.py:Model"]\n'
                                              'args = { gradient_checkpointing = true }\n', encoding="utf-8")
     (tmp_path / "docs").mkdir()
     monkeypatch.chdir(tmp_path / "docs")
